@@ -1,0 +1,205 @@
+//! Storage: one SQLite database in WAL mode, written by exactly one thread and read by a small
+//! pool of read-only connections, each on a thread of its own.
+//!
+//! rusqlite never runs on an async worker: `Db::write` and `Db::read` ship a closure to a
+//! storage thread and await its answer. Every write closure runs inside one
+//! `BEGIN IMMEDIATE` transaction on the single writer, so a check and the write that follows
+//! it (e.g. "is this e-mail taken?" then "insert") are atomic with respect to every other
+//! write on this node.
+
+pub mod migrations;
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use tokio::sync::oneshot;
+
+/// Name of the database file inside a data directory.
+pub const DB_FILE: &str = "stayos.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("migrations: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error(
+        "the database is at schema version {found}, newer than this binary knows ({latest}); \
+         upgrade stayos-edge"
+    )]
+    SchemaTooNew { found: usize, latest: usize },
+    #[error("could not start a storage thread: {0}")]
+    Thread(#[from] std::io::Error),
+    #[error("the storage threads have stopped")]
+    Closed,
+    #[error("a storage closure panicked")]
+    Panicked,
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+enum Msg {
+    Run(Job),
+    Stop,
+}
+
+/// Cheap to clone handle to the node's database.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Sender<Msg>,
+    readers: Sender<Msg>,
+    reader_count: usize,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.inner.path).finish_non_exhaustive()
+    }
+}
+
+/// The writer connection's settings; also used by `init`, which runs before any server.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // WAL + NORMAL: a commit is durable against a process crash, and against power loss up to
+    // the last checkpoint; this is SQLite's recommended setting for WAL.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<Connection, DbError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
+fn spawn_worker(
+    name: String,
+    mut conn: Connection,
+    rx: Receiver<Msg>,
+    writer: bool,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name).spawn(move || {
+        while let Ok(Msg::Run(job)) = rx.recv() {
+            // A panicking closure must not take the writer down with it: the caller sees its
+            // reply channel dropped (DbError::Panicked) and the thread goes on serving.
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+        }
+        if writer && let Err(err) = conn.execute_batch("PRAGMA optimize;") {
+            tracing::warn!(error = %err, "PRAGMA optimize failed on close");
+        }
+        if let Err((_, err)) = conn.close() {
+            tracing::warn!(error = %err, "closing a database connection failed");
+        }
+    })
+}
+
+impl Db {
+    /// Opens (creating if needed) `DIR/stayos.db`, applies pending migrations in one
+    /// transaction, and starts the writer and `readers` reader threads.
+    pub fn open(data_dir: &Path, readers: usize) -> Result<Db, DbError> {
+        let path = data_dir.join(DB_FILE);
+        let mut writer_conn = open_writer(&path)?;
+        migrations::apply(&mut writer_conn)?;
+
+        let reader_count = readers.max(1);
+        let (writer_tx, writer_rx) = crossbeam_channel::unbounded();
+        let (readers_tx, readers_rx) = crossbeam_channel::unbounded();
+        let mut threads = Vec::with_capacity(reader_count + 1);
+        threads.push(spawn_worker("db-writer".into(), writer_conn, writer_rx, true)?);
+        for i in 0..reader_count {
+            let conn = open_reader(&path)?;
+            threads.push(spawn_worker(format!("db-reader-{i}"), conn, readers_rx.clone(), false)?);
+        }
+        Ok(Db {
+            inner: Arc::new(Inner {
+                path,
+                writer: writer_tx,
+                readers: readers_tx,
+                reader_count,
+                threads: Mutex::new(threads),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on the single writer inside one `BEGIN IMMEDIATE` transaction. The transaction
+    /// commits when `f` returns `Ok` and rolls back when it returns `Err`.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn: &mut Connection| {
+            let result = (|| {
+                let txn = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(DbError::from)?;
+                let out = f(&txn)?;
+                txn.commit().map_err(DbError::from)?;
+                Ok(out)
+            })();
+            let _ = tx.send(result);
+        });
+        self.inner.writer.send(Msg::Run(job)).map_err(|_| DbError::Closed)?;
+        rx.await.map_err(|_| DbError::Panicked)?
+    }
+
+    /// Runs `f` on one of the read-only connections.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn: &mut Connection| {
+            let _ = tx.send(f(conn));
+        });
+        self.inner.readers.send(Msg::Run(job)).map_err(|_| DbError::Closed)?;
+        rx.await.map_err(|_| DbError::Panicked)?
+    }
+
+    /// Finishes every queued job, then closes all connections (the last one checkpoints the
+    /// WAL). Later calls to `read`/`write` fail with `DbError::Closed`.
+    pub fn close(&self) {
+        let _ = self.inner.writer.send(Msg::Stop);
+        for _ in 0..self.inner.reader_count {
+            let _ = self.inner.readers.send(Msg::Stop);
+        }
+        let threads = match self.inner.threads.lock() {
+            Ok(mut guard) => std::mem::take(&mut *guard),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        for handle in threads {
+            let _ = handle.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,19 @@
+//! The StayOS edge node: every hotel domain of one property over HTTP on its LAN, on a local
+//! SQLite database. `stayos-edge` (main.rs) is the command line around this library; the
+//! `tests` crate starts it in-process and as a real binary.
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod fsutil;
+pub mod http;
+pub mod init;
+pub mod logging;
+pub mod node;
+pub mod property;
+pub mod server;
+pub mod state;
+pub mod time;
+pub mod tls;

@@ -1,0 +1,175 @@
+//! `stayos-edge`: the edge node's command line — `init` a data directory, `serve` it, or run
+//! a throw-away `demo`.
+
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use edge_node::config::Config;
+use edge_node::{demo, init, logging, server};
+
+#[derive(Debug, Parser)]
+#[command(name = "stayos-edge", version, about = "StayOS edge node: the hotel's own server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a data directory: database, property, owner account, keys and certificates.
+    ///
+    /// The owner's password comes from STAYOS_ADMIN_PASSWORD, or is asked for on a terminal.
+    Init {
+        #[arg(long, env = "STAYOS_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        property_name: String,
+        #[arg(long)]
+        admin_email: String,
+        /// The owner's display name.
+        #[arg(long)]
+        admin_name: Option<String>,
+        /// Extra host name or IP address for the LAN certificate (repeatable).
+        #[arg(long = "tls-name")]
+        tls_names: Vec<String>,
+    },
+    /// Serve an initialised data directory over HTTPS (or HTTP with --http).
+    Serve {
+        #[arg(long, env = "STAYOS_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Address to listen on; overrides `listen` in stayos.toml.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Serve plain HTTP (loopback tests and development only).
+        #[arg(long)]
+        http: bool,
+    },
+    /// Start a throw-away node with a demo property and print how to log in.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init { data_dir, property_name, admin_email, admin_name, tls_names } => {
+            let admin_password = admin_password()?;
+            let report = init::init(&init::InitOptions {
+                data_dir: data_dir.clone(),
+                property_name,
+                admin_email,
+                admin_name,
+                admin_password,
+                tls_names,
+            })?;
+            println!("Initialised {}", data_dir.display());
+            println!("  property id: {}", report.property_id);
+            println!("  site id:     {}", report.site_id);
+            println!("  LAN CA:      {} (install or pin it on the desk and POS devices)", report.ca_cert.display());
+            println!("Start it with: stayos-edge serve --data-dir {}", data_dir.display());
+            Ok(())
+        }
+        Command::Serve { data_dir, listen, http } => {
+            let mut config = Config::load(&data_dir)
+                .with_context(|| format!("failed to read {}", data_dir.join("stayos.toml").display()))?;
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            logging::init(&config.log);
+            serve(&data_dir, config, !http).await
+        }
+        Command::Demo { listen } => {
+            let dir = tempfile_dir()?;
+            let config = demo::config(listen);
+            logging::init(&config.log);
+            demo::prepare(dir.path()).context("failed to create the demo property")?;
+            let served = serve_with(dir.path(), config, false, |url| {
+                println!();
+                println!("StayOS demo is running at {url}/  (API docs: {url}/docs/)");
+                println!("  log in as {} with password {}", demo::DEMO_EMAIL, demo::DEMO_PASSWORD);
+                println!("  stop it with Ctrl-C; the demo data is thrown away");
+                println!();
+            })
+            .await;
+            drop(dir);
+            served
+        }
+    }
+}
+
+fn tempfile_dir() -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix("stayos-demo-").tempdir().context("failed to create a temporary data directory")
+}
+
+async fn serve(data_dir: &Path, config: Config, tls: bool) -> anyhow::Result<()> {
+    serve_with(data_dir, config, tls, |url| println!("stayos-edge listening on {url}")).await
+}
+
+async fn serve_with(
+    data_dir: &Path,
+    config: Config,
+    tls: bool,
+    announce: impl FnOnce(&str),
+) -> anyhow::Result<()> {
+    let running = server::start(data_dir, config, tls).await?;
+    let url = running.url();
+    tracing::info!(%url, "serving");
+    announce(&url);
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    running.shutdown().await.context("the server stopped with an error")?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// The owner's password for `init`: STAYOS_ADMIN_PASSWORD, or typed twice on a terminal.
+fn admin_password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("STAYOS_ADMIN_PASSWORD") {
+        return Ok(password);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("set STAYOS_ADMIN_PASSWORD, or run init on a terminal to type the owner's password");
+    }
+    let first = rpassword::prompt_password("Owner password: ").context("failed to read the password")?;
+    let again = rpassword::prompt_password("Repeat it: ").context("failed to read the password")?;
+    if first != again {
+        bail!("the two passwords differ; nothing was changed");
+    }
+    Ok(first)
+}
