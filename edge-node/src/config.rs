@@ -127,8 +127,9 @@ impl Default for LogConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// figment's message names the key and where the value came from (file or variable).
     #[error("bad configuration: {0}")]
-    Parse(#[from] Box<figment::Error>),
+    Parse(String),
     #[error("bad configuration: `{key}` {reason}")]
     Invalid { key: &'static str, reason: String },
 }
@@ -140,10 +141,10 @@ impl Config {
             .filter(|key| !NOT_CONFIG_ENV.iter().any(|k| key.as_str().eq_ignore_ascii_case(k)))
             .split("__");
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
-            .merge(Toml::file_exact(data_dir.join(CONFIG_FILE)))
+            .merge(Toml::file(data_dir.join(CONFIG_FILE)))
             .merge(env)
             .extract()
-            .map_err(Box::new)?;
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }

@@ -85,8 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { data_dir, listen, http } => {
-            let mut config = Config::load(&data_dir)
-                .with_context(|| format!("failed to read {}", data_dir.join("stayos.toml").display()))?;
+            let mut config = Config::load(&data_dir)?;
             if let Some(listen) = listen {
                 config.listen = listen;
             }

@@ -1,1 +1,204 @@
-//! x
+//! Test harness for StayOS: starts real edge nodes — in-process on `127.0.0.1:0` with a fresh
+//! data directory, or as the real `stayos-edge` binary — and talks HTTP to them through typed
+//! helpers. Used by the test binary in `tests/edge/` and by the `stayos-bench` benchmarks.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::Context as _;
+use edge_node::config::Config;
+use edge_node::init::{InitOptions, InitReport};
+use edge_node::server::RunningServer;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+
+pub const OWNER_EMAIL: &str = "owner@grand-test.example";
+pub const OWNER_PASSWORD: &str = "plum-ferry-quantum-atlas";
+pub const STAFF_PASSWORD: &str = "velvet-orbit-canyon-reed";
+
+/// A response, decoded: status, headers and the JSON body (`Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    /// `error.code` of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// `error.details.field` of an error body.
+    pub fn field(&self) -> &str {
+        self.body["error"]["details"]["field"].as_str().unwrap_or("")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn str(&self, key: &str) -> String {
+        self.body[key].as_str().unwrap_or_default().to_string()
+    }
+}
+
+/// A configuration for tests: loopback, an ephemeral port, rate limiting high enough not to
+/// interfere unless a test turns it down.
+pub fn test_config() -> Config {
+    let mut config = Config { listen: "127.0.0.1:0".parse().expect("addr"), ..Config::default() };
+    config.rate_limit.per_second = 100_000;
+    config.rate_limit.burst = 100_000;
+    config
+}
+
+/// Initialises `dir` as a node with the test owner.
+pub fn init_dir(dir: &Path) -> anyhow::Result<InitReport> {
+    Ok(edge_node::init::init(&InitOptions {
+        data_dir: dir.to_path_buf(),
+        property_name: "Grand Test Hotel".into(),
+        admin_email: OWNER_EMAIL.into(),
+        admin_name: Some("Olga Owner".into()),
+        admin_password: OWNER_PASSWORD.into(),
+        tls_names: Vec::new(),
+    })?)
+}
+
+/// An edge node running in this process.
+pub struct TestNode {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub property_id: String,
+    pub data_dir: PathBuf,
+    server: Option<RunningServer>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestNode {
+    pub async fn spawn() -> TestNode {
+        TestNode::spawn_with(|_| {}).await
+    }
+
+    /// Starts a node after letting `configure` change the test configuration.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestNode {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("node");
+        let report = init_dir(&data_dir).expect("init");
+        let mut config = test_config();
+        configure(&mut config);
+        let server = edge_node::server::start(&data_dir, config, false).await.expect("start");
+        TestNode {
+            url: server.url(),
+            client: reqwest::Client::builder().build().expect("client"),
+            property_id: report.property_id,
+            data_dir,
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server gracefully and closes its database.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        into_resp(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.request(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.request(reqwest::Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
+        self.request(reqwest::Method::DELETE, path, token, None).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Resp {
+        self.post("/auth/login", None, json!({ "email": email, "password": password })).await
+    }
+
+    /// Logs in and returns (access token, refresh token); panics unless it succeeds.
+    pub async fn tokens(&self, email: &str, password: &str) -> (String, String) {
+        let resp = self.login(email, password).await;
+        assert_eq!(resp.status, 200, "login of {email} failed: {}", resp.text);
+        (resp.str("access_token"), resp.str("refresh_token"))
+    }
+
+    pub async fn owner_token(&self) -> String {
+        self.tokens(OWNER_EMAIL, OWNER_PASSWORD).await.0
+    }
+
+    /// Creates a staff account with `STAFF_PASSWORD` as `token`'s holder; panics on failure.
+    pub async fn register(&self, token: &str, email: &str, role: &str) -> Value {
+        let resp = self
+            .post(
+                "/auth/register",
+                Some(token),
+                json!({ "email": email, "name": "Test Person", "password": STAFF_PASSWORD, "role": role }),
+            )
+            .await;
+        assert_eq!(resp.status, 201, "register {email} as {role}: {}", resp.text);
+        resp.body
+    }
+}
+
+pub async fn into_resp(resp: reqwest::Response) -> Resp {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Resp { status, headers, body, text }
+}
+
+/// The current TOTP code for a base32 secret, `offset_secs` from now.
+pub fn totp_code(secret_base32: &str, offset_secs: i64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret_base32).expect("base32 secret");
+    let totp = totp_rs::Builder::new().with_secret(secret).build().expect("totp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    totp.generate(u64::try_from(now + offset_secs).expect("time")).to_string()
+}
+
+/// Path of the `stayos-edge` binary, built on first use.
+pub fn edge_binary() -> anyhow::Result<PathBuf> {
+    static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PATH.get_or_init(|| {
+        // Built as part of the whole workspace, so dependency features match the test build's
+        // and nothing is compiled twice.
+        let run = escargot::CargoBuild::new()
+            .manifest_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
+            .bin("stayos-edge")
+            .current_release()
+            .current_target()
+            .run()
+            .map_err(|e| format!("failed to build stayos-edge: {e}"))?;
+        Ok(run.path().to_path_buf())
+    })
+    .clone()
+    .map_err(anyhow::Error::msg)
+    .context("building the edge binary")
+}

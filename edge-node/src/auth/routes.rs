@@ -362,6 +362,7 @@ async fn verify_mfa(
             }
             let step = step.unwrap_or_default();
             store::set_mfa_last_step(tx, &staff.id, step)?;
+            throttle::clear(tx, &throttle::account_key(&staff.email))?;
             store::consume_mfa_challenge(tx, &challenge_hash, now)?;
             let client = ClientInfo {
                 ip: challenge.ip.clone().or(client.ip),

@@ -1,0 +1,123 @@
+//! Creating staff accounts: who may create whom, where, and with what password.
+
+use serde_json::json;
+use tests::{STAFF_PASSWORD, TestNode};
+
+fn new_staff(email: &str, role: &str) -> serde_json::Value {
+    json!({ "email": email, "name": "Nia Clerk", "password": STAFF_PASSWORD, "role": role })
+}
+
+#[tokio::test]
+async fn an_owner_creates_a_clerk_who_can_then_log_in_at_the_same_property() {
+    let node = TestNode::spawn().await;
+    let owner = node.owner_token().await;
+    let created = node.post("/auth/register", Some(&owner), new_staff("nia@grand-test.example", "front_desk")).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.str("role"), "front_desk");
+    assert_eq!(created.body["properties"], json!([node.property_id]));
+    assert!(created.body.get("password").is_none() && !created.text.contains("argon2"));
+    let (clerk, _) = node.tokens("nia@grand-test.example", STAFF_PASSWORD).await;
+    let me = node.get("/auth/me", Some(&clerk)).await;
+    assert_eq!(me.str("role"), "front_desk");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn an_email_can_have_only_one_account() {
+    let node = TestNode::spawn().await;
+    let owner = node.owner_token().await;
+    node.register(&owner, "nia@grand-test.example", "front_desk").await;
+    let again = node.post("/auth/register", Some(&owner), new_staff("NIA@grand-test.example", "housekeeping")).await;
+    assert_eq!((again.status, again.code(), again.field()), (409, "email_taken", "email"));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn only_owners_and_managers_create_accounts_and_never_above_themselves() {
+    let node = TestNode::spawn().await;
+    let owner = node.owner_token().await;
+    node.register(&owner, "mia@grand-test.example", "manager").await;
+    node.register(&owner, "nia@grand-test.example", "front_desk").await;
+    let (manager, _) = node.tokens("mia@grand-test.example", STAFF_PASSWORD).await;
+    let (clerk, _) = node.tokens("nia@grand-test.example", STAFF_PASSWORD).await;
+
+    let by_clerk = node.post("/auth/register", Some(&clerk), new_staff("x@grand-test.example", "housekeeping")).await;
+    assert_eq!((by_clerk.status, by_clerk.code()), (403, "missing_permission"));
+    for role in ["owner", "manager"] {
+        let up = node.post("/auth/register", Some(&manager), new_staff("y@grand-test.example", role)).await;
+        assert_eq!((up.status, up.code()), (403, "role_not_grantable"), "{role}");
+    }
+    let waiter = node.post("/auth/register", Some(&manager), new_staff("w@grand-test.example", "pos_server")).await;
+    assert_eq!(waiter.status, 201, "{}", waiter.text);
+    let nobody = node.post("/auth/register", None, new_staff("z@grand-test.example", "front_desk")).await;
+    assert_eq!(nobody.status, 401);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn bad_registrations_name_the_field() {
+    let node = TestNode::spawn().await;
+    let owner = node.owner_token().await;
+    let cases = [
+        (json!({ "email": "nia", "name": "Nia", "password": STAFF_PASSWORD, "role": "front_desk" }), "email"),
+        (json!({ "email": "n@g.example", "name": " ", "password": STAFF_PASSWORD, "role": "front_desk" }), "name"),
+        (json!({ "email": "n@g.example", "name": "Nia", "password": "hotel2024", "role": "front_desk" }), "password"),
+        (json!({ "email": "n@g.example", "name": "Nia", "password": "n@g.example1!", "role": "front_desk" }), "password"),
+        (json!({ "email": "n@g.example", "name": "Nia", "password": STAFF_PASSWORD, "role": "janitor" }), "role"),
+        (json!({ "email": "n@g.example", "name": "Nia", "password": STAFF_PASSWORD }), "role"),
+        (json!({ "email": "n@g.example", "name": "Nia", "password": STAFF_PASSWORD, "role": "front_desk", "properties": [] }), "properties"),
+    ];
+    for (body, field) in cases {
+        let resp = node.post("/auth/register", Some(&owner), body.clone()).await;
+        assert_eq!((resp.status, resp.field()), (422, field), "{body}: {}", resp.text);
+    }
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn an_account_cannot_be_given_a_property_the_creator_does_not_belong_to() {
+    let node = TestNode::spawn().await;
+    let owner = node.owner_token().await;
+    let mut body = new_staff("nia@grand-test.example", "front_desk");
+    body["properties"] = json!(["01900000-0000-7000-8000-000000000000"]);
+    let resp = node.post("/auth/register", Some(&owner), body).await;
+    assert_eq!((resp.status, resp.code()), (403, "property_not_allowed"));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn disabling_an_account_ends_its_sessions_at_once_and_enabling_restores_login() {
+    let node = TestNode::spawn().await;
+    let owner = node.owner_token().await;
+    let clerk = node.register(&owner, "nia@grand-test.example", "front_desk").await;
+    let id = clerk["id"].as_str().expect("id").to_string();
+    let (clerk_token, _) = node.tokens("nia@grand-test.example", STAFF_PASSWORD).await;
+
+    let off = node.post(&format!("/staff/{id}/disable"), Some(&owner), json!({})).await;
+    assert_eq!((off.status, off.body["disabled"].as_bool()), (200, Some(true)), "{}", off.text);
+    assert_eq!(node.get("/auth/me", Some(&clerk_token)).await.code(), "session_ended");
+    let on = node.post(&format!("/staff/{id}/enable"), Some(&owner), json!({})).await;
+    assert_eq!(on.status, 200);
+    assert_eq!(node.login("nia@grand-test.example", STAFF_PASSWORD).await.status, 200);
+
+    let me = node.get("/auth/me", Some(&owner)).await.str("id");
+    let own = node.post(&format!("/staff/{me}/disable"), Some(&owner), json!({})).await;
+    assert_eq!((own.status, own.code()), (403, "own_account"));
+    let unknown = node.post("/staff/nobody/disable", Some(&owner), json!({})).await;
+    assert_eq!(unknown.status, 404);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn staff_are_listed_for_managers_but_not_for_clerks() {
+    let node = TestNode::spawn().await;
+    let owner = node.owner_token().await;
+    node.register(&owner, "nia@grand-test.example", "front_desk").await;
+    let list = node.get("/staff", Some(&owner)).await;
+    assert_eq!(list.status, 200);
+    let emails: Vec<_> = list.body.as_array().expect("array").iter().map(|s| s["email"].clone()).collect();
+    assert_eq!(emails, vec![json!(tests::OWNER_EMAIL), json!("nia@grand-test.example")]);
+    let (clerk, _) = node.tokens("nia@grand-test.example", STAFF_PASSWORD).await;
+    assert_eq!(node.get("/staff", Some(&clerk)).await.status, 403);
+    node.stop().await;
+}
