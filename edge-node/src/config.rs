@@ -158,16 +158,22 @@ impl Config {
         if !(1..=600).contains(&self.http.request_timeout_secs) {
             return invalid("http.request_timeout_secs", "must be between 1 and 600");
         }
-        if let Some(bad) = self.http.cors_allowed_origins.iter().find(|o| {
-            axum::http::HeaderValue::from_str(o).is_err() || !o.contains("://")
-        }) {
+        if let Some(bad) = self
+            .http
+            .cors_allowed_origins
+            .iter()
+            .find(|o| axum::http::HeaderValue::from_str(o).is_err() || !o.contains("://"))
+        {
             return Err(ConfigError::Invalid {
                 key: "http.cors_allowed_origins",
                 reason: format!("has {bad:?}, which is not an origin like https://host:port"),
             });
         }
         if self.rate_limit.per_second > 0 && self.rate_limit.burst == 0 {
-            return invalid("rate_limit.burst", "must be at least 1 when rate_limit.per_second is set");
+            return invalid(
+                "rate_limit.burst",
+                "must be at least 1 when rate_limit.per_second is set",
+            );
         }
         if !(1..=60).contains(&self.auth.access_token_minutes) {
             return invalid("auth.access_token_minutes", "must be between 1 and 60");
@@ -179,7 +185,10 @@ impl Config {
             return invalid("db.readers", "must be between 1 and 64");
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return invalid("log.level", "is not a log filter like `info` or `edge_node=debug,info`");
+            return invalid(
+                "log.level",
+                "is not a log filter like `info` or `edge_node=debug,info`",
+            );
         }
         Ok(())
     }
@@ -212,7 +221,7 @@ impl Config {
 [log]
 # level = "info"
 # format = "json"   # or "pretty"
-"#
+"#,
         )
     }
 }

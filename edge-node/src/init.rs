@@ -76,7 +76,11 @@ impl Drop for Undo {
             return;
         }
         for path in self.paths.iter().rev() {
-            let _ = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(path)
+            } else {
+                std::fs::remove_file(path)
+            };
         }
     }
 }
@@ -92,7 +96,8 @@ fn private_dir(path: &Path) {
 
 pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
     let invalid = |field, reason: String| InitError::Invalid { field, reason };
-    let property_name = PersonName::parse(&opts.property_name).map_err(|r| invalid("property-name", r))?;
+    let property_name =
+        PersonName::parse(&opts.property_name).map_err(|r| invalid("property-name", r))?;
     let email = Email::parse(&opts.admin_email).map_err(|r| invalid("admin-email", r))?;
     let owner_name = PersonName::parse(opts.admin_name.as_deref().unwrap_or("Owner"))
         .map_err(|r| invalid("admin-name", r))?;
@@ -111,14 +116,17 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
         if dir.join(leftover).exists() {
             return Err(invalid(
                 "data-dir",
-                format!("{shown} already has a {leftover}/ folder but no database; move it away first"),
+                format!(
+                    "{shown} already has a {leftover}/ folder but no database; move it away first"
+                ),
             ));
         }
     }
 
     let mut undo = Undo { paths: Vec::new(), armed: true };
     if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(|source| InitError::Io { path: shown.clone(), source })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|source| InitError::Io { path: shown.clone(), source })?;
         private_dir(dir);
         undo.paths.push(dir.clone());
     }
@@ -142,7 +150,8 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
     let config_path = dir.join(CONFIG_FILE);
     if !config_path.exists() {
         undo.paths.push(config_path.clone());
-        fsutil::write_file(&config_path, Config::template().as_bytes(), false).map_err(io(&config_path))?;
+        fsutil::write_file(&config_path, Config::template().as_bytes(), false)
+            .map_err(io(&config_path))?;
     }
 
     for file in [DB_FILE.to_string(), format!("{DB_FILE}-wal"), format!("{DB_FILE}-shm")] {

@@ -80,7 +80,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Initialised {}", data_dir.display());
             println!("  property id: {}", report.property_id);
             println!("  site id:     {}", report.site_id);
-            println!("  LAN CA:      {} (install or pin it on the desk and POS devices)", report.ca_cert.display());
+            println!(
+                "  LAN CA:      {} (install or pin it on the desk and POS devices)",
+                report.ca_cert.display()
+            );
             println!("Start it with: stayos-edge serve --data-dir {}", data_dir.display());
             Ok(())
         }
@@ -112,7 +115,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn tempfile_dir() -> anyhow::Result<tempfile::TempDir> {
-    tempfile::Builder::new().prefix("stayos-demo-").tempdir().context("failed to create a temporary data directory")
+    tempfile::Builder::new()
+        .prefix("stayos-demo-")
+        .tempdir()
+        .context("failed to create a temporary data directory")
 }
 
 async fn serve(data_dir: &Path, config: Config, tls: bool) -> anyhow::Result<()> {
@@ -165,7 +171,8 @@ fn admin_password() -> anyhow::Result<String> {
     if !std::io::stdin().is_terminal() {
         bail!("set STAYOS_ADMIN_PASSWORD, or run init on a terminal to type the owner's password");
     }
-    let first = rpassword::prompt_password("Owner password: ").context("failed to read the password")?;
+    let first =
+        rpassword::prompt_password("Owner password: ").context("failed to read the password")?;
     let again = rpassword::prompt_password("Repeat it: ").context("failed to read the password")?;
     if first != again {
         bail!("the two passwords differ; nothing was changed");

@@ -23,7 +23,9 @@ const GRACE: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0} is not an initialised StayOS data directory; run `stayos-edge init --data-dir {0}` first")]
+    #[error(
+        "{0} is not an initialised StayOS data directory; run `stayos-edge init --data-dir {0}` first"
+    )]
     NotInitialised(String),
     #[error("the database has no node identity; it was not made by `stayos-edge init`")]
     NoIdentity,
@@ -69,7 +71,11 @@ impl RunningServer {
 }
 
 /// Opens the data directory and starts serving on `config.listen`.
-pub async fn start(data_dir: &Path, config: Config, use_tls: bool) -> Result<RunningServer, StartError> {
+pub async fn start(
+    data_dir: &Path,
+    config: Config,
+    use_tls: bool,
+) -> Result<RunningServer, StartError> {
     if !init::is_initialised(data_dir) {
         return Err(StartError::NotInitialised(data_dir.display().to_string()));
     }
@@ -111,7 +117,8 @@ async fn start_on(
     let listener = std::net::TcpListener::bind(listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|source| StartError::Bind { addr: listen, source })?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
+    let local_addr =
+        listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
     let handle: Handle<SocketAddr> = Handle::new();
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
     let serve = if use_tls {

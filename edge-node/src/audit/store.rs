@@ -166,7 +166,11 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<VerifyReport> {
             && row.prev_hash == prev_hash
             && chain_hash(&prev_hash, &row) == row.hash;
         if !intact {
-            return Ok(VerifyReport { entries, intact: false, first_broken_seq: Some(expected_seq) });
+            return Ok(VerifyReport {
+                entries,
+                intact: false,
+                first_broken_seq: Some(expected_seq),
+            });
         }
         prev_hash = row.hash;
         expected_seq += 1;

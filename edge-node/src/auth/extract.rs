@@ -127,8 +127,9 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
             "this session has ended (logged out, revoked or account disabled); log in again",
         ));
     };
-    let role = Role::parse(&auth.role)
-        .ok_or_else(|| ApiError::internal(format!("staff {staff_id} has unknown role {}", auth.role)))?;
+    let role = Role::parse(&auth.role).ok_or_else(|| {
+        ApiError::internal(format!("staff {staff_id} has unknown role {}", auth.role))
+    })?;
     Ok(Principal {
         kind: PrincipalKind::Staff { staff_id, session_id },
         role,
@@ -157,8 +158,9 @@ async fn authenticate_api_key(key: &str, state: &AppState) -> Result<Principal, 
     if !matches || row.revoked_at.is_some() {
         return Err(invalid());
     }
-    let role = Role::parse(&row.role)
-        .ok_or_else(|| ApiError::internal(format!("api key {key_id} has unknown role {}", row.role)))?;
+    let role = Role::parse(&row.role).ok_or_else(|| {
+        ApiError::internal(format!("api key {key_id} has unknown role {}", row.role))
+    })?;
     let now = now_ms();
     if row.last_used_at.is_none_or(|t| now - t > API_KEY_TOUCH_INTERVAL_MS) {
         let db = state.db.clone();

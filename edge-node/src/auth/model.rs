@@ -24,7 +24,12 @@ impl Email {
             return Err("must be an e-mail address like name@hotel.example".into());
         };
         let bad = |s: &str| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control());
-        if bad(local) || bad(domain) || domain.contains('@') || domain.starts_with('.') || domain.ends_with('.') {
+        if bad(local)
+            || bad(domain)
+            || domain.contains('@')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+        {
             return Err("must be an e-mail address like name@hotel.example".into());
         }
         Ok(Email(email))
@@ -255,7 +260,10 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(Email::parse("  Anna@Hotel.Example ").map(|e| e.0), Ok("anna@hotel.example".into()));
+        assert_eq!(
+            Email::parse("  Anna@Hotel.Example ").map(|e| e.0),
+            Ok("anna@hotel.example".into())
+        );
         for bad in ["", "anna", "@hotel.example", "anna@", "an na@hotel.example", "a@b@c", "a@.b"] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }

@@ -27,8 +27,8 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c3RheW9zLWR1bW15LXNhbHQ
 
 fn argon2() -> Argon2<'static> {
     // The parameters are constants inside the range argon2 accepts.
-    let params = Params::new(ARGON2_M_COST_KIB, ARGON2_T_COST, ARGON2_P_COST, None)
-        .unwrap_or_default();
+    let params =
+        Params::new(ARGON2_M_COST_KIB, ARGON2_T_COST, ARGON2_P_COST, None).unwrap_or_default();
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -62,7 +62,8 @@ pub fn verify_blocking(password: &str, phc: &str) -> bool {
 
 /// Whether a stored hash was made with other parameters than today's and should be redone.
 pub fn needs_rehash(phc: &str) -> bool {
-    let wanted = format!("$argon2id$v=19$m={ARGON2_M_COST_KIB},t={ARGON2_T_COST},p={ARGON2_P_COST}$");
+    let wanted =
+        format!("$argon2id$v=19$m={ARGON2_M_COST_KIB},t={ARGON2_T_COST},p={ARGON2_P_COST}$");
     !phc.starts_with(&wanted)
 }
 
@@ -89,7 +90,11 @@ impl Hasher {
 
     /// Verifies `password` against `phc`, or against a dummy hash when there is no account,
     /// so both paths take the same time. Returns false for `None`.
-    pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, PasswordError> {
+    pub async fn verify(
+        &self,
+        password: String,
+        phc: Option<String>,
+    ) -> Result<bool, PasswordError> {
         let _permit = self.permits.acquire().await.map_err(|_| PasswordError::Cancelled)?;
         tokio::task::spawn_blocking(move || match phc {
             Some(phc) => verify_blocking(&password, &phc),

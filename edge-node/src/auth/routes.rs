@@ -89,11 +89,22 @@ fn open_session(
     Ok((session_id, refresh))
 }
 
-fn token_pair(state: &AppState, staff_id: &str, session_id: &str, refresh: String) -> Result<TokenPair, ApiError> {
+fn token_pair(
+    state: &AppState,
+    staff_id: &str,
+    session_id: &str,
+    refresh: String,
+) -> Result<TokenPair, ApiError> {
     let ttl = state.config.auth.access_token_minutes as i64 * 60;
     let now_secs = now_ms() / 1000;
-    let (access, _) = state.keys.issue_access(staff_id, session_id, now_secs, ttl).map_err(ApiError::internal)?;
-    Ok(TokenPair { access_token: access, refresh_token: refresh, token_type: "Bearer", expires_in: ttl })
+    let (access, _) =
+        state.keys.issue_access(staff_id, session_id, now_secs, ttl).map_err(ApiError::internal)?;
+    Ok(TokenPair {
+        access_token: access,
+        refresh_token: refresh,
+        token_type: "Bearer",
+        expires_in: ttl,
+    })
 }
 
 fn session_ms(state: &AppState) -> i64 {
@@ -101,7 +112,8 @@ fn session_ms(state: &AppState) -> i64 {
 }
 
 fn totp_for(secret_base32: &str, account: &str) -> Result<Totp, ApiError> {
-    let secret = Secret::try_from_base32(secret_base32).map_err(|e| ApiError::internal(format!("stored TOTP secret: {e}")))?;
+    let secret = Secret::try_from_base32(secret_base32)
+        .map_err(|e| ApiError::internal(format!("stored TOTP secret: {e}")))?;
     Builder::new()
         .with_secret(secret)
         .with_account_name(account)
@@ -117,8 +129,9 @@ fn totp_step(totp: &Totp, code: &TotpCode) -> Option<i64> {
 }
 
 fn staff_view(row: StaffRow, properties: Vec<String>) -> Result<StaffView, ApiError> {
-    let role = Role::parse(&row.role)
-        .ok_or_else(|| ApiError::internal(format!("staff {} has unknown role {}", row.id, row.role)))?;
+    let role = Role::parse(&row.role).ok_or_else(|| {
+        ApiError::internal(format!("staff {} has unknown role {}", row.id, row.role))
+    })?;
     Ok(StaffView {
         id: row.id,
         email: row.email,
@@ -312,7 +325,10 @@ async fn verify_mfa(
 ) -> Result<Json<TokenPair>, ApiError> {
     let code = field("code", TotpCode::parse(&req.code))?;
     if !req.mfa_token.starts_with(tokens::MFA_PREFIX) {
-        return Err(ApiError::unauthorized("invalid_mfa_token", "the MFA challenge is invalid or has expired; log in again"));
+        return Err(ApiError::unauthorized(
+            "invalid_mfa_token",
+            "the MFA challenge is invalid or has expired; log in again",
+        ));
     }
     let challenge_hash = tokens::hash_token(&req.mfa_token);
     let now = now_ms();
@@ -346,7 +362,12 @@ async fn verify_mfa(
                 store::count_mfa_attempt(tx, &challenge_hash)?;
                 // Wrong codes count against the account like wrong passwords, so a stolen
                 // password cannot be used to guess codes through endless fresh challenges.
-                throttle::record_failure(tx, &throttle::account_key(&staff.email), throttle::ACCOUNT, now)?;
+                throttle::record_failure(
+                    tx,
+                    &throttle::account_key(&staff.email),
+                    throttle::ACCOUNT,
+                    now,
+                )?;
                 audit::record(
                     tx,
                     Entry {
@@ -419,7 +440,10 @@ async fn refresh(
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
     let invalid = || {
-        ApiError::unauthorized("invalid_refresh_token", "the refresh token is invalid or has expired; log in again")
+        ApiError::unauthorized(
+            "invalid_refresh_token",
+            "the refresh token is invalid or has expired; log in again",
+        )
     };
     if !req.refresh_token.starts_with(REFRESH_PREFIX) {
         return Err(invalid());
@@ -459,7 +483,11 @@ async fn refresh(
             let refresh = tokens::new_opaque(REFRESH_PREFIX);
             store::insert_refresh_token(tx, &tokens::hash_token(&refresh), &session.id, now)?;
             store::touch_session(tx, &session.id, now)?;
-            Ok(RefreshOutcome::Rotated { staff_id: session.staff_id, session_id: session.id, refresh })
+            Ok(RefreshOutcome::Rotated {
+                staff_id: session.staff_id,
+                session_id: session.id,
+                refresh,
+            })
         })
         .await?;
     match outcome {
@@ -512,7 +540,10 @@ async fn logout(
 
 /// The properties a new account or key gets: those asked for, each of which the caller must
 /// hold, or the caller's own.
-fn granted_properties(principal: &Principal, asked: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
+fn granted_properties(
+    principal: &Principal,
+    asked: Option<Vec<String>>,
+) -> Result<Vec<String>, ApiError> {
     let mut properties = asked.unwrap_or_else(|| principal.properties.clone());
     properties.sort();
     properties.dedup();
@@ -624,7 +655,9 @@ async fn me(Authorized(principal, _): Authorized<perm::SelfService>) -> Json<MeR
         .map(|p| p.as_str())
         .collect();
     let (kind, id, session_id) = match principal.kind {
-        super::extract::PrincipalKind::Staff { staff_id, session_id } => ("staff", staff_id, Some(session_id)),
+        super::extract::PrincipalKind::Staff { staff_id, session_id } => {
+            ("staff", staff_id, Some(session_id))
+        }
         super::extract::PrincipalKind::ApiKey { key_id } => ("api_key", key_id, None),
     };
     Json(MeResponse {
@@ -653,7 +686,10 @@ async fn mfa_setup(
 ) -> Result<Json<MfaSetupResponse>, ApiError> {
     let (staff_id, _) = principal.staff_session()?;
     if principal.mfa_enabled == Some(true) {
-        return Err(ApiError::conflict("mfa_already_enabled", "two-factor login is already on; disable it first"));
+        return Err(ApiError::conflict(
+            "mfa_already_enabled",
+            "two-factor login is already on; disable it first",
+        ));
     }
     let secret = Secret::generate().to_base32();
     let email = principal.email.clone().unwrap_or_default();
@@ -662,7 +698,9 @@ async fn mfa_setup(
     let (id, stored, now) = (staff_id.to_string(), secret.clone(), now_ms());
     state
         .db
-        .write(move |tx| -> Result<_, ApiError> { Ok(store::set_mfa_secret(tx, &id, &stored, now)?) })
+        .write(move |tx| -> Result<_, ApiError> {
+            Ok(store::set_mfa_secret(tx, &id, &stored, now)?)
+        })
         .await?;
     Ok(Json(MfaSetupResponse { secret, otpauth_url }))
 }
@@ -720,13 +758,20 @@ async fn set_mfa(
     state
         .db
         .write(move |tx| -> Result<_, ApiError> {
-            let staff = store::get_staff(tx, &staff_id)?.ok_or_else(|| ApiError::not_found("staff account"))?;
+            let staff = store::get_staff(tx, &staff_id)?
+                .ok_or_else(|| ApiError::not_found("staff account"))?;
             let secret = match (&staff.mfa_secret, staff.mfa_enabled, enable) {
                 (_, true, true) => {
-                    return Err(ApiError::conflict("mfa_already_enabled", "two-factor login is already on"));
+                    return Err(ApiError::conflict(
+                        "mfa_already_enabled",
+                        "two-factor login is already on",
+                    ));
                 }
                 (_, false, false) => {
-                    return Err(ApiError::conflict("mfa_not_enabled", "two-factor login is not on"));
+                    return Err(ApiError::conflict(
+                        "mfa_not_enabled",
+                        "two-factor login is not on",
+                    ));
                 }
                 (None, _, _) => {
                     return Err(ApiError::conflict("mfa_not_set_up", "call /auth/mfa/setup first"));
@@ -736,7 +781,12 @@ async fn set_mfa(
             let totp = totp_for(&secret, &staff.email)?;
             let step = totp_step(&totp, &code)
                 .filter(|step| *step > staff.mfa_last_step)
-                .ok_or_else(|| ApiError::invalid_field("code", "is not the current code from the authenticator app"))?;
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "code",
+                        "is not the current code from the authenticator app",
+                    )
+                })?;
             store::set_mfa_enabled(tx, &staff.id, enable, step, now)?;
             audit::record(
                 tx,
@@ -775,7 +825,10 @@ async fn change_password(
     let email = principal.email.clone().unwrap_or_default();
     field("new_password", password::check_strength(&req.new_password, &[&email, &principal.name]))?;
     if current == req.new_password {
-        return Err(ApiError::invalid_field("new_password", "must differ from the current password"));
+        return Err(ApiError::invalid_field(
+            "new_password",
+            "must differ from the current password",
+        ));
     }
     let lookup = staff_id.clone();
     let staff = state
@@ -792,7 +845,13 @@ async fn change_password(
         .db
         .write(move |tx| -> Result<_, ApiError> {
             store::set_password(tx, &staff_id, &hash, now)?;
-            let ended = store::revoke_sessions_of(tx, &staff_id, Some(&session_id), "password_changed", now)?;
+            let ended = store::revoke_sessions_of(
+                tx,
+                &staff_id,
+                Some(&session_id),
+                "password_changed",
+                now,
+            )?;
             audit::record(
                 tx,
                 Entry {
@@ -822,7 +881,9 @@ async fn list_sessions(
     let now = now_ms();
     let rows = state
         .db
-        .read(move |conn| -> Result<_, ApiError> { Ok(store::live_sessions(conn, &staff_id, now)?) })
+        .read(move |conn| -> Result<_, ApiError> {
+            Ok(store::live_sessions(conn, &staff_id, now)?)
+        })
         .await?;
     Ok(Json(
         rows.into_iter()
@@ -882,8 +943,9 @@ async fn revoke_session(
 // ---- API keys -----------------------------------------------------------------------------
 
 fn api_key_view(row: store::ApiKeyRow) -> Result<ApiKeyView, ApiError> {
-    let role = Role::parse(&row.role)
-        .ok_or_else(|| ApiError::internal(format!("api key {} has unknown role {}", row.id, row.role)))?;
+    let role = Role::parse(&row.role).ok_or_else(|| {
+        ApiError::internal(format!("api key {} has unknown role {}", row.id, row.role))
+    })?;
     Ok(ApiKeyView {
         id: row.id,
         name: row.name,
@@ -991,7 +1053,13 @@ async fn revoke_api_key(
             }
             audit::record(
                 tx,
-                Entry { event: "api_key_revoked", actor, subject_id: Some(&id), ip: client.ip.as_deref(), details: json!({}) },
+                Entry {
+                    event: "api_key_revoked",
+                    actor,
+                    subject_id: Some(&id),
+                    ip: client.ip.as_deref(),
+                    details: json!({}),
+                },
                 now,
             )?;
             Ok(())
@@ -1067,15 +1135,20 @@ async fn set_staff_disabled(
     id: String,
     disabled: bool,
 ) -> Result<Json<StaffView>, ApiError> {
-    if matches!(&principal.kind, super::extract::PrincipalKind::Staff { staff_id, .. } if *staff_id == id) {
-        return Err(ApiError::forbidden("own_account", "you cannot disable or enable your own account"));
+    if matches!(&principal.kind, super::extract::PrincipalKind::Staff { staff_id, .. } if *staff_id == id)
+    {
+        return Err(ApiError::forbidden(
+            "own_account",
+            "you cannot disable or enable your own account",
+        ));
     }
     let now = now_ms();
     let actor = principal.actor();
     let (row, props) = state
         .db
         .write(move |tx| -> Result<_, ApiError> {
-            let staff = store::get_staff(tx, &id)?.ok_or_else(|| ApiError::not_found("staff account"))?;
+            let staff =
+                store::get_staff(tx, &id)?.ok_or_else(|| ApiError::not_found("staff account"))?;
             let props = store::staff_properties(tx, &id)?;
             if !props.iter().any(|p| principal.properties.contains(p)) {
                 return Err(ApiError::not_found("staff account"));
@@ -1083,7 +1156,11 @@ async fn set_staff_disabled(
             let role = Role::parse(&staff.role).unwrap_or(Role::Owner);
             check_grantable(&principal, role)?;
             store::set_disabled(tx, &id, disabled, now)?;
-            let ended = if disabled { store::revoke_sessions_of(tx, &id, None, "account_disabled", now)? } else { 0 };
+            let ended = if disabled {
+                store::revoke_sessions_of(tx, &id, None, "account_disabled", now)?
+            } else {
+                0
+            };
             audit::record(
                 tx,
                 Entry {
@@ -1095,7 +1172,8 @@ async fn set_staff_disabled(
                 },
                 now,
             )?;
-            let row = store::get_staff(tx, &id)?.ok_or_else(|| ApiError::not_found("staff account"))?;
+            let row =
+                store::get_staff(tx, &id)?.ok_or_else(|| ApiError::not_found("staff account"))?;
             Ok((row, props))
         })
         .await?;

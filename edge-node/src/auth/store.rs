@@ -81,8 +81,8 @@ pub fn insert_staff(conn: &Connection, s: &NewStaff<'_>) -> rusqlite::Result<()>
     .execute(params![s.id, s.email, s.name, s.role, s.password_hash, s.now])?;
     conn.prepare_cached("INSERT INTO staff_emails (email, staff_id) VALUES (?1, ?2)")?
         .execute(params![s.email, s.id])?;
-    let mut link =
-        conn.prepare_cached("INSERT INTO staff_properties (staff_id, property_id) VALUES (?1, ?2)")?;
+    let mut link = conn
+        .prepare_cached("INSERT INTO staff_properties (staff_id, property_id) VALUES (?1, ?2)")?;
     for property in s.properties {
         link.execute(params![s.id, property])?;
     }
@@ -101,7 +101,12 @@ pub fn list_staff(conn: &Connection, properties: &[String]) -> rusqlite::Result<
     .collect()
 }
 
-pub fn set_password(conn: &Connection, staff_id: &str, hash: &str, now: i64) -> rusqlite::Result<()> {
+pub fn set_password(
+    conn: &Connection,
+    staff_id: &str,
+    hash: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE staff SET password_hash = ?2, password_changed_at = ?3, updated_at = ?3 WHERE id = ?1",
     )?
@@ -109,14 +114,24 @@ pub fn set_password(conn: &Connection, staff_id: &str, hash: &str, now: i64) -> 
     Ok(())
 }
 
-pub fn set_disabled(conn: &Connection, staff_id: &str, disabled: bool, now: i64) -> rusqlite::Result<()> {
+pub fn set_disabled(
+    conn: &Connection,
+    staff_id: &str,
+    disabled: bool,
+    now: i64,
+) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE staff SET disabled = ?2, updated_at = ?3 WHERE id = ?1")?
         .execute(params![staff_id, disabled, now])?;
     Ok(())
 }
 
 /// Stores a pending (not yet enabled) TOTP secret.
-pub fn set_mfa_secret(conn: &Connection, staff_id: &str, secret: &str, now: i64) -> rusqlite::Result<()> {
+pub fn set_mfa_secret(
+    conn: &Connection,
+    staff_id: &str,
+    secret: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE staff SET mfa_secret = ?2, updated_at = ?3 WHERE id = ?1")?
         .execute(params![staff_id, secret, now])?;
     Ok(())
@@ -234,7 +249,11 @@ pub fn get_session(conn: &Connection, id: &str) -> rusqlite::Result<Option<Sessi
 }
 
 /// The staff member's sessions that are still usable, newest first.
-pub fn live_sessions(conn: &Connection, staff_id: &str, now: i64) -> rusqlite::Result<Vec<SessionRow>> {
+pub fn live_sessions(
+    conn: &Connection,
+    staff_id: &str,
+    now: i64,
+) -> rusqlite::Result<Vec<SessionRow>> {
     conn.prepare_cached(&format!(
         "SELECT {SESSION_COLUMNS} FROM sessions
          WHERE staff_id = ?1 AND revoked_at IS NULL AND expires_at > ?2
@@ -251,7 +270,12 @@ pub fn touch_session(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<
 }
 
 /// Revokes one session; returns whether it was live.
-pub fn revoke_session(conn: &Connection, id: &str, reason: &str, now: i64) -> rusqlite::Result<bool> {
+pub fn revoke_session(
+    conn: &Connection,
+    id: &str,
+    reason: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
     let changed = conn
         .prepare_cached(
             "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3
@@ -276,7 +300,12 @@ pub fn revoke_sessions_of(
     .execute(params![staff_id, keep, now, reason])
 }
 
-pub fn insert_refresh_token(conn: &Connection, hash: &[u8], session_id: &str, now: i64) -> rusqlite::Result<()> {
+pub fn insert_refresh_token(
+    conn: &Connection,
+    hash: &[u8],
+    session_id: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES (?1, ?2, ?3)",
     )?
@@ -330,7 +359,10 @@ pub fn insert_mfa_challenge(
     Ok(())
 }
 
-pub fn find_mfa_challenge(conn: &Connection, hash: &[u8]) -> rusqlite::Result<Option<MfaChallengeRow>> {
+pub fn find_mfa_challenge(
+    conn: &Connection,
+    hash: &[u8],
+) -> rusqlite::Result<Option<MfaChallengeRow>> {
     conn.prepare_cached(
         "SELECT staff_id, expires_at, attempts, consumed_at, ip, user_agent
          FROM mfa_challenges WHERE token_hash = ?1",
@@ -399,7 +431,15 @@ pub fn insert_api_key(conn: &Connection, key: &ApiKeyRow) -> rusqlite::Result<()
         "INSERT INTO api_keys (id, name, role, secret_hash, created_by, properties, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![key.id, key.name, key.role, key.secret_hash, key.created_by, properties, key.created_at])?;
+    .execute(params![
+        key.id,
+        key.name,
+        key.role,
+        key.secret_hash,
+        key.created_by,
+        properties,
+        key.created_at
+    ])?;
     Ok(())
 }
 

@@ -52,7 +52,12 @@ pub fn locked_for(conn: &Connection, key: &str, now: i64) -> rusqlite::Result<Op
 }
 
 /// Counts one failure for `key`; returns how long the key is now locked (0: not locked).
-pub fn record_failure(conn: &Connection, key: &str, policy: Policy, now: i64) -> rusqlite::Result<i64> {
+pub fn record_failure(
+    conn: &Connection,
+    key: &str,
+    policy: Policy,
+    now: i64,
+) -> rusqlite::Result<i64> {
     let previous: Option<(u32, i64)> = conn
         .prepare_cached("SELECT failures, last_failure_at FROM login_throttle WHERE key = ?1")?
         .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))

@@ -105,7 +105,8 @@ impl TokenKeys {
 
     /// The claims of a valid, unexpired access token signed by this node.
     pub fn verify_access(&self, token: &str) -> Option<AccessClaims> {
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).ok()?;
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).ok()?;
         (data.claims.typ == ACCESS).then_some(data.claims)
     }
 }

@@ -11,9 +11,8 @@ use super::DbError;
 
 static EDGE_MIGRATIONS_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../migrations/edge");
 
-static EDGE_MIGRATIONS: LazyLock<Result<Migrations<'static>, String>> = LazyLock::new(|| {
-    Migrations::from_directory(&EDGE_MIGRATIONS_DIR).map_err(|e| e.to_string())
-});
+static EDGE_MIGRATIONS: LazyLock<Result<Migrations<'static>, String>> =
+    LazyLock::new(|| Migrations::from_directory(&EDGE_MIGRATIONS_DIR).map_err(|e| e.to_string()));
 
 fn migrations() -> Result<&'static Migrations<'static>, DbError> {
     EDGE_MIGRATIONS

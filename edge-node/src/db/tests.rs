@@ -19,7 +19,9 @@ async fn a_failed_write_closure_rolls_back_everything_it_did() {
         .await;
     assert!(result.is_err());
     let count: i64 = db
-        .read(|c| Ok::<_, DbError>(c.query_row("SELECT count(*) FROM node_meta", [], |r| r.get(0))?))
+        .read(|c| {
+            Ok::<_, DbError>(c.query_row("SELECT count(*) FROM node_meta", [], |r| r.get(0))?)
+        })
         .await
         .expect("read");
     assert_eq!(count, 0);
@@ -41,8 +43,9 @@ async fn a_panicking_closure_does_not_stop_the_writer() {
 #[tokio::test]
 async fn readers_cannot_write() {
     let (_dir, db) = open();
-    let result: Result<usize, DbError> =
-        db.read(|c| Ok(c.execute("INSERT INTO node_meta (key, value) VALUES ('k', 'v')", [])?)).await;
+    let result: Result<usize, DbError> = db
+        .read(|c| Ok(c.execute("INSERT INTO node_meta (key, value) VALUES ('k', 'v')", [])?))
+        .await;
     assert!(result.is_err());
     db.close();
 }
@@ -50,15 +53,20 @@ async fn readers_cannot_write() {
 #[tokio::test]
 async fn concurrent_read_modify_writes_lose_nothing() {
     let (_dir, db) = open();
-    db.write(|tx| Ok::<_, DbError>(tx.execute("INSERT INTO node_meta (key, value) VALUES ('n', 0)", [])?))
-        .await
-        .expect("seed");
+    db.write(|tx| {
+        Ok::<_, DbError>(tx.execute("INSERT INTO node_meta (key, value) VALUES ('n', 0)", [])?)
+    })
+    .await
+    .expect("seed");
     let tasks: Vec<_> = (0..200)
         .map(|_| {
             let db = db.clone();
             tokio::spawn(async move {
                 db.write(|tx| {
-                    let n: i64 = tx.query_row("SELECT value FROM node_meta WHERE key = 'n'", [], |r| r.get(0))?;
+                    let n: i64 =
+                        tx.query_row("SELECT value FROM node_meta WHERE key = 'n'", [], |r| {
+                            r.get(0)
+                        })?;
                     tx.execute("UPDATE node_meta SET value = ?1 WHERE key = 'n'", [n + 1])?;
                     Ok::<_, DbError>(())
                 })
@@ -70,7 +78,13 @@ async fn concurrent_read_modify_writes_lose_nothing() {
         task.await.expect("join").expect("write");
     }
     let n: i64 = db
-        .read(|c| Ok::<_, DbError>(c.query_row("SELECT value FROM node_meta WHERE key = 'n'", [], |r| r.get(0))?))
+        .read(|c| {
+            Ok::<_, DbError>(c.query_row(
+                "SELECT value FROM node_meta WHERE key = 'n'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
         .await
         .expect("read");
     assert_eq!(n, 200);

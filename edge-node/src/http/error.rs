@@ -58,8 +58,12 @@ impl ApiError {
     /// 422: a field is missing, has the wrong type or an invalid value.
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", format!("{field}: {message}"))
-            .with_details(json!({ "field": field, "reason": message }))
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            format!("{field}: {message}"),
+        )
+        .with_details(json!({ "field": field, "reason": message }))
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -117,7 +121,9 @@ impl ApiError {
             StatusCode::TOO_MANY_REQUESTS => ("too_many_requests", "slow down"),
             StatusCode::UNAUTHORIZED => ("unauthorized", "authentication required"),
             StatusCode::FORBIDDEN => ("forbidden", "not allowed"),
-            s if s.is_server_error() => ("internal_error", "the server failed to handle this request"),
+            s if s.is_server_error() => {
+                ("internal_error", "the server failed to handle this request")
+            }
             _ => ("bad_request", "the request could not be handled"),
         };
         ApiError::new(status, code, message)

@@ -95,7 +95,9 @@ fn field_name(path: &str, message: &str) -> String {
     match (path, named) {
         (".", Some(name)) => name.to_string(),
         // serde_path_to_error already includes an unknown field in the path.
-        (path, Some(name)) if path == name || path.ends_with(&format!(".{name}")) => path.to_string(),
+        (path, Some(name)) if path == name || path.ends_with(&format!(".{name}")) => {
+            path.to_string()
+        }
         (parent, Some(name)) => format!("{parent}.{name}"),
         (".", None) => "body".to_string(),
         (path, None) => path.to_string(),
@@ -179,15 +181,20 @@ mod tests {
     fn malformed_json_and_trailing_garbage_are_bad_requests() {
         for body in [&b"{\"email\":"[..], b"{} x", b"", b"not json"] {
             let err = parse_json::<serde_json::Value>(body).unwrap_err();
-            assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{:?}", String::from_utf8_lossy(body));
+            assert_eq!(
+                err.status(),
+                StatusCode::BAD_REQUEST,
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
             assert_eq!(err.code(), "malformed_json");
         }
     }
 
     #[test]
     fn an_unknown_field_is_refused_by_name() {
-        let err = parse_json::<Login>(br#"{"email":"a@b.c","attempts":1,"pasword":"x"}"#)
-            .unwrap_err();
+        let err =
+            parse_json::<Login>(br#"{"email":"a@b.c","attempts":1,"pasword":"x"}"#).unwrap_err();
         assert!(format!("{err}").starts_with("422 validation_failed: pasword:"), "{err}");
     }
 }

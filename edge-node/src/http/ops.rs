@@ -50,7 +50,11 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
         .await
         .map_err(|err| {
             tracing::warn!(error = %err, "readiness check failed");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the database is not reachable")
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the database is not reachable",
+            )
         })?;
     if version != migrations::latest_version() {
         return Err(ApiError::new(
@@ -59,7 +63,11 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
             format!("schema version {version}, expected {}", migrations::latest_version()),
         ));
     }
-    Ok(Json(Ready { status: "ready", schema_version: version, property_id: state.node.property_id.clone() }))
+    Ok(Json(Ready {
+        status: "ready",
+        schema_version: version,
+        property_id: state.node.property_id.clone(),
+    }))
 }
 
 /// Prometheus metrics in the text exposition format.

@@ -21,17 +21,19 @@ pub fn insert(conn: &Connection, p: &PropertyRow) -> rusqlite::Result<()> {
 }
 
 pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<PropertyRow>> {
-    conn.prepare_cached("SELECT id, name, timezone, currency, created_at FROM properties WHERE id = ?1")?
-        .query_row([id], |r| {
-            Ok(PropertyRow {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                timezone: r.get(2)?,
-                currency: r.get(3)?,
-                created_at: r.get(4)?,
-            })
+    conn.prepare_cached(
+        "SELECT id, name, timezone, currency, created_at FROM properties WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok(PropertyRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            timezone: r.get(2)?,
+            currency: r.get(3)?,
+            created_at: r.get(4)?,
         })
-        .optional()
+    })
+    .optional()
 }
 
 /// Ids of the given property ids that exist.

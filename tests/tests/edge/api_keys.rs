@@ -7,7 +7,13 @@ use tests::TestNode;
 async fn an_api_key_authenticates_with_its_own_role_until_revoked() {
     let node = TestNode::spawn().await;
     let owner = node.owner_token().await;
-    let created = node.post("/auth/api-keys", Some(&owner), json!({ "name": "Channel manager", "role": "front_desk" })).await;
+    let created = node
+        .post(
+            "/auth/api-keys",
+            Some(&owner),
+            json!({ "name": "Channel manager", "role": "front_desk" }),
+        )
+        .await;
     assert_eq!(created.status, 201, "{}", created.text);
     let key = created.str("key");
     assert!(key.starts_with("sk_"));
@@ -52,13 +58,18 @@ async fn a_forged_key_with_a_real_id_is_refused() {
 async fn api_key_requests_are_checked() {
     let node = TestNode::spawn().await;
     let owner = node.owner_token().await;
-    let no_name = node.post("/auth/api-keys", Some(&owner), json!({ "name": "", "role": "front_desk" })).await;
+    let no_name = node
+        .post("/auth/api-keys", Some(&owner), json!({ "name": "", "role": "front_desk" }))
+        .await;
     assert_eq!((no_name.status, no_name.field()), (422, "name"));
-    let bad_role = node.post("/auth/api-keys", Some(&owner), json!({ "name": "x", "role": "root" })).await;
+    let bad_role =
+        node.post("/auth/api-keys", Some(&owner), json!({ "name": "x", "role": "root" })).await;
     assert_eq!((bad_role.status, bad_role.field()), (422, "role"));
     node.register(&owner, "mia@grand-test.example", "manager").await;
     let (manager, _) = node.tokens("mia@grand-test.example", tests::STAFF_PASSWORD).await;
-    let above = node.post("/auth/api-keys", Some(&manager), json!({ "name": "x", "role": "manager" })).await;
+    let above = node
+        .post("/auth/api-keys", Some(&manager), json!({ "name": "x", "role": "manager" }))
+        .await;
     assert_eq!((above.status, above.code()), (403, "role_not_grantable"));
     node.stop().await;
 }
@@ -75,7 +86,8 @@ async fn an_api_key_cannot_act_as_a_person() {
         let resp = node.post(path, Some(&key), json!({})).await;
         assert_eq!((resp.status, resp.code()), (403, "staff_only"), "{path}");
     }
-    let keys = node.post("/auth/api-keys", Some(&key), json!({ "name": "x", "role": "front_desk" })).await;
+    let keys =
+        node.post("/auth/api-keys", Some(&key), json!({ "name": "x", "role": "front_desk" })).await;
     assert_eq!((keys.status, keys.code()), (403, "staff_only"));
     node.stop().await;
 }

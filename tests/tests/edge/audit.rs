@@ -25,7 +25,15 @@ async fn auth_events_are_in_the_audit_log_newest_first_and_the_chain_is_intact()
         .collect();
     assert_eq!(
         events,
-        ["login_succeeded", "refresh_token_reuse", "staff_registered", "login_succeeded", "login_failed", "staff_registered", "node_initialised"]
+        [
+            "login_succeeded",
+            "refresh_token_reuse",
+            "staff_registered",
+            "login_succeeded",
+            "login_failed",
+            "staff_registered",
+            "node_initialised"
+        ]
     );
     let failed = &page.body["entries"][4];
     assert_eq!(failed["details"]["reason"], "wrong_password");
@@ -39,7 +47,10 @@ async fn auth_events_are_in_the_audit_log_newest_first_and_the_chain_is_intact()
     assert_eq!(older.body["entries"][0]["event"], "staff_registered");
 
     let verify = node.get("/audit/verify", Some(&owner)).await;
-    assert_eq!((verify.body["intact"].as_bool(), verify.body["entries"].as_u64()), (Some(true), Some(7)));
+    assert_eq!(
+        (verify.body["intact"].as_bool(), verify.body["entries"].as_u64()),
+        (Some(true), Some(7))
+    );
     node.stop().await;
 }
 
@@ -62,7 +73,9 @@ async fn auditors_read_the_log_and_clerks_do_not() {
 async fn bad_audit_queries_name_the_parameter() {
     let node = TestNode::spawn().await;
     let owner = node.owner_token().await;
-    for (query, field) in [("limit=0", "limit"), ("limit=abc", "limit"), ("before=x", "before"), ("sort=asc", "sort")] {
+    for (query, field) in
+        [("limit=0", "limit"), ("limit=abc", "limit"), ("before=x", "before"), ("sort=asc", "sort")]
+    {
         let resp = node.get(&format!("/audit?{query}"), Some(&owner)).await;
         assert_eq!((resp.status, resp.field()), (422, field), "{query}: {}", resp.text);
     }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use tests::{OWNER_PASSWORD, edge_binary};
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
-use tests::{OWNER_PASSWORD, edge_binary};
 
 fn edge() -> Command {
     let mut cmd = Command::new(edge_binary().expect("stayos-edge binary"));
@@ -38,9 +38,15 @@ fn stderr(out: &Output) -> String {
 }
 
 /// Starts `serve` and returns the child, its URL, and its remaining stdout.
-async fn serve(dir: &Path, extra_env: &[(&str, &str)]) -> (Child, String, Lines<BufReader<ChildStdout>>) {
+async fn serve(
+    dir: &Path,
+    extra_env: &[(&str, &str)],
+) -> (Child, String, Lines<BufReader<ChildStdout>>) {
     let mut cmd = edge();
-    cmd.args(["serve", "--data-dir"]).arg(dir).args(["--listen", "127.0.0.1:0"]).stdout(Stdio::piped());
+    cmd.args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped());
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
@@ -154,7 +160,8 @@ async fn serve_speaks_https_to_clients_that_pin_the_property_ca_and_stops_cleanl
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let port = url.rsplit(':').next().expect("port");
 
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("tls/ca.pem")).expect("ca")).expect("pem");
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("tls/ca.pem")).expect("ca"))
+        .expect("pem");
     let pinned = reqwest::Client::builder().tls_certs_only([ca]).build().expect("client");
     for host in ["localhost", "127.0.0.1"] {
         let resp = pinned.get(format!("https://{host}:{port}/health")).send().await;
@@ -165,7 +172,10 @@ async fn serve_speaks_https_to_clients_that_pin_the_property_ca_and_stops_cleanl
     assert!(stranger.get(format!("https://localhost:{port}/health")).send().await.is_err());
 
     terminate(&child);
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits").expect("wait");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits")
+        .expect("wait");
     assert!(status.success(), "{status}");
     assert!(!dir.join("stayos.db-wal").exists(), "the database was not closed cleanly");
 }
@@ -214,6 +224,9 @@ async fn the_demo_prints_where_to_go_and_its_login_works() {
         .expect("login");
     assert_eq!(resp.status().as_u16(), 200);
     terminate(&child);
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits").expect("wait");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits")
+        .expect("wait");
     assert!(status.success());
 }

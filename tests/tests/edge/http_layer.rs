@@ -84,7 +84,8 @@ async fn missing_mistyped_and_unknown_fields_are_named() {
 async fn a_body_over_the_limit_is_refused_with_413() {
     let node = TestNode::spawn_with(|c| c.http.body_limit_bytes = 4096).await;
     let big = "x".repeat(10_000);
-    let resp = node.post("/auth/login", None, json!({ "email": "a@b.example", "password": big })).await;
+    let resp =
+        node.post("/auth/login", None, json!({ "email": "a@b.example", "password": big })).await;
     assert_eq!((resp.status, resp.code()), (413, "payload_too_large"));
     node.stop().await;
 }
@@ -174,8 +175,13 @@ async fn the_openapi_document_describes_the_seed_auth_paths() {
     let node = TestNode::spawn().await;
     let doc = node.get("/openapi.json", None).await;
     assert_eq!(doc.status, 200);
-    for path in ["/auth/login", "/auth/register", "/auth/refresh", "/auth/logout", "/auth/verify-mfa"] {
-        assert!(doc.body["paths"][path]["post"].is_object(), "{path} missing from the OpenAPI document");
+    for path in
+        ["/auth/login", "/auth/register", "/auth/refresh", "/auth/logout", "/auth/verify-mfa"]
+    {
+        assert!(
+            doc.body["paths"][path]["post"].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
     }
     assert_eq!(doc.body["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     node.stop().await;
@@ -187,7 +193,9 @@ async fn the_docs_page_is_served_from_the_node_without_the_internet() {
     let page = node.get("/docs/", None).await;
     assert_eq!(page.status, 200);
     assert!(page.text.contains("swagger"), "{}", page.text);
-    for asset in ["/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js", "/docs/swagger-initializer.js"] {
+    for asset in
+        ["/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js", "/docs/swagger-initializer.js"]
+    {
         let resp = node.get(asset, None).await;
         assert_eq!(resp.status, 200, "{asset}");
     }

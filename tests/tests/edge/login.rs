@@ -49,7 +49,8 @@ async fn repeated_failures_lock_the_account_even_against_the_right_password() {
     }
     let locked = node.login(OWNER_EMAIL, OWNER_PASSWORD).await;
     assert_eq!((locked.status, locked.code()), (429, "too_many_requests"), "{}", locked.text);
-    let retry: u64 = locked.header("retry-after").and_then(|s| s.parse().ok()).expect("Retry-After");
+    let retry: u64 =
+        locked.header("retry-after").and_then(|s| s.parse().ok()).expect("Retry-After");
     assert!(retry >= 1);
     // The lock is time-based by design; waiting it out is the behaviour under test.
     tokio::time::sleep(Duration::from_secs(retry) + Duration::from_millis(200)).await;

@@ -10,7 +10,8 @@ async fn enable_mfa(node: &TestNode, token: &str) -> String {
     assert_eq!(setup.status, 200, "{}", setup.text);
     let secret = setup.str("secret");
     assert!(setup.str("otpauth_url").starts_with("otpauth://totp/StayOS:"), "{}", setup.text);
-    let enabled = node.post("/auth/mfa/enable", Some(token), json!({ "code": totp_code(&secret, 0) })).await;
+    let enabled =
+        node.post("/auth/mfa/enable", Some(token), json!({ "code": totp_code(&secret, 0) })).await;
     assert_eq!(enabled.status, 200, "{}", enabled.text);
     secret
 }
@@ -30,17 +31,22 @@ async fn with_mfa_on_login_needs_the_code_and_a_code_works_only_once() {
     // The code of the current step was spent enabling MFA; the next step's code is valid
     // (one step of clock skew is allowed) and has not been used.
     let code = totp_code(&secret, 30);
-    let wrong = node.post("/auth/verify-mfa", None, json!({ "mfa_token": challenge, "code": "000000" })).await;
+    let wrong = node
+        .post("/auth/verify-mfa", None, json!({ "mfa_token": challenge, "code": "000000" }))
+        .await;
     assert_eq!((wrong.status, wrong.code()), (401, "invalid_mfa_code"));
-    let ok = node.post("/auth/verify-mfa", None, json!({ "mfa_token": challenge, "code": code })).await;
+    let ok =
+        node.post("/auth/verify-mfa", None, json!({ "mfa_token": challenge, "code": code })).await;
     assert_eq!(ok.status, 200, "{}", ok.text);
     assert_eq!(node.get("/auth/me", Some(&ok.str("access_token"))).await.body["mfa_enabled"], true);
 
     // Replays: the same challenge again, and the same code with a fresh challenge.
-    let again = node.post("/auth/verify-mfa", None, json!({ "mfa_token": challenge, "code": code })).await;
+    let again =
+        node.post("/auth/verify-mfa", None, json!({ "mfa_token": challenge, "code": code })).await;
     assert_eq!((again.status, again.code()), (401, "invalid_mfa_token"));
     let fresh = node.login(OWNER_EMAIL, OWNER_PASSWORD).await.str("mfa_token");
-    let replay = node.post("/auth/verify-mfa", None, json!({ "mfa_token": fresh, "code": code })).await;
+    let replay =
+        node.post("/auth/verify-mfa", None, json!({ "mfa_token": fresh, "code": code })).await;
     assert_eq!((replay.status, replay.code()), (401, "invalid_mfa_code"));
     node.stop().await;
 }
@@ -52,11 +58,14 @@ async fn a_challenge_allows_five_wrong_codes_then_dies() {
     let secret = enable_mfa(&node, &token).await;
     let challenge = node.login(OWNER_EMAIL, OWNER_PASSWORD).await.str("mfa_token");
     for _ in 0..5 {
-        let resp = node.post("/auth/verify-mfa", None, json!({ "mfa_token": challenge, "code": "123456" })).await;
+        let resp = node
+            .post("/auth/verify-mfa", None, json!({ "mfa_token": challenge, "code": "123456" }))
+            .await;
         assert_eq!(resp.status, 401);
     }
     let right = totp_code(&secret, 30);
-    let dead = node.post("/auth/verify-mfa", None, json!({ "mfa_token": challenge, "code": right })).await;
+    let dead =
+        node.post("/auth/verify-mfa", None, json!({ "mfa_token": challenge, "code": right })).await;
     assert_eq!((dead.status, dead.code()), (401, "invalid_mfa_token"));
     node.stop().await;
 }
@@ -65,9 +74,13 @@ async fn a_challenge_allows_five_wrong_codes_then_dies() {
 async fn mfa_inputs_are_checked() {
     let node = TestNode::spawn().await;
     let token = node.owner_token().await;
-    let bad_code = node.post("/auth/verify-mfa", None, json!({ "mfa_token": "mfa_x", "code": "12ab56" })).await;
+    let bad_code = node
+        .post("/auth/verify-mfa", None, json!({ "mfa_token": "mfa_x", "code": "12ab56" }))
+        .await;
     assert_eq!((bad_code.status, bad_code.field()), (422, "code"));
-    let unknown = node.post("/auth/verify-mfa", None, json!({ "mfa_token": "mfa_x", "code": "123456" })).await;
+    let unknown = node
+        .post("/auth/verify-mfa", None, json!({ "mfa_token": "mfa_x", "code": "123456" }))
+        .await;
     assert_eq!((unknown.status, unknown.code()), (401, "invalid_mfa_token"));
     let not_set_up = node.post("/auth/mfa/enable", Some(&token), json!({ "code": "123456" })).await;
     assert_eq!((not_set_up.status, not_set_up.code()), (409, "mfa_not_set_up"));
@@ -75,7 +88,8 @@ async fn mfa_inputs_are_checked() {
     let wrong = node.post("/auth/mfa/enable", Some(&token), json!({ "code": "000000" })).await;
     assert_eq!((wrong.status, wrong.field()), (422, "code"));
     let secret = setup.str("secret");
-    let on = node.post("/auth/mfa/enable", Some(&token), json!({ "code": totp_code(&secret, 0) })).await;
+    let on =
+        node.post("/auth/mfa/enable", Some(&token), json!({ "code": totp_code(&secret, 0) })).await;
     assert_eq!(on.status, 200);
     let twice = node.post("/auth/mfa/setup", Some(&token), json!({})).await;
     assert_eq!((twice.status, twice.code()), (409, "mfa_already_enabled"));
@@ -87,7 +101,9 @@ async fn mfa_can_be_turned_off_with_a_current_code() {
     let node = TestNode::spawn().await;
     let token = node.owner_token().await;
     let secret = enable_mfa(&node, &token).await;
-    let off = node.post("/auth/mfa/disable", Some(&token), json!({ "code": totp_code(&secret, 30) })).await;
+    let off = node
+        .post("/auth/mfa/disable", Some(&token), json!({ "code": totp_code(&secret, 30) }))
+        .await;
     assert_eq!(off.status, 200, "{}", off.text);
     let login = node.login(OWNER_EMAIL, OWNER_PASSWORD).await;
     assert!(login.body.get("access_token").is_some(), "{}", login.text);

@@ -31,7 +31,8 @@ async fn every_route_but_the_public_ones_needs_a_token() {
             }
             let concrete = path.replace("{id}", "01900000-0000-7000-8000-000000000000");
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
-            let body = (method != Method::GET && method != Method::DELETE).then(|| serde_json::json!({}));
+            let body =
+                (method != Method::GET && method != Method::DELETE).then(|| serde_json::json!({}));
             let resp = node.request(method.clone(), &concrete, None, body).await;
             assert_eq!((resp.status, resp.code()), (401, "unauthenticated"), "{method} {path}");
             checked += 1;

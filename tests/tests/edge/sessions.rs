@@ -115,16 +115,28 @@ async fn changing_the_password_ends_other_sessions_and_retires_the_old_one() {
     let new_password = "saffron-glacier-pylon-mint";
 
     let wrong = node
-        .post("/auth/password", Some(&desk), json!({ "current_password": "nope-nope-nope", "new_password": new_password }))
+        .post(
+            "/auth/password",
+            Some(&desk),
+            json!({ "current_password": "nope-nope-nope", "new_password": new_password }),
+        )
         .await;
     assert_eq!((wrong.status, wrong.code()), (401, "invalid_credentials"));
     let weak = node
-        .post("/auth/password", Some(&desk), json!({ "current_password": OWNER_PASSWORD, "new_password": "password123" }))
+        .post(
+            "/auth/password",
+            Some(&desk),
+            json!({ "current_password": OWNER_PASSWORD, "new_password": "password123" }),
+        )
         .await;
     assert_eq!((weak.status, weak.field()), (422, "new_password"));
 
     let changed = node
-        .post("/auth/password", Some(&desk), json!({ "current_password": OWNER_PASSWORD, "new_password": new_password }))
+        .post(
+            "/auth/password",
+            Some(&desk),
+            json!({ "current_password": OWNER_PASSWORD, "new_password": new_password }),
+        )
         .await;
     assert_eq!(changed.status, 204, "{}", changed.text);
     assert_eq!(node.get("/auth/me", Some(&desk)).await.status, 200);

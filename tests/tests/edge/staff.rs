@@ -11,7 +11,9 @@ fn new_staff(email: &str, role: &str) -> serde_json::Value {
 async fn an_owner_creates_a_clerk_who_can_then_log_in_at_the_same_property() {
     let node = TestNode::spawn().await;
     let owner = node.owner_token().await;
-    let created = node.post("/auth/register", Some(&owner), new_staff("nia@grand-test.example", "front_desk")).await;
+    let created = node
+        .post("/auth/register", Some(&owner), new_staff("nia@grand-test.example", "front_desk"))
+        .await;
     assert_eq!(created.status, 201, "{}", created.text);
     assert_eq!(created.str("role"), "front_desk");
     assert_eq!(created.body["properties"], json!([node.property_id]));
@@ -27,7 +29,9 @@ async fn an_email_can_have_only_one_account() {
     let node = TestNode::spawn().await;
     let owner = node.owner_token().await;
     node.register(&owner, "nia@grand-test.example", "front_desk").await;
-    let again = node.post("/auth/register", Some(&owner), new_staff("NIA@grand-test.example", "housekeeping")).await;
+    let again = node
+        .post("/auth/register", Some(&owner), new_staff("NIA@grand-test.example", "housekeeping"))
+        .await;
     assert_eq!((again.status, again.code(), again.field()), (409, "email_taken", "email"));
     node.stop().await;
 }
@@ -41,15 +45,22 @@ async fn only_owners_and_managers_create_accounts_and_never_above_themselves() {
     let (manager, _) = node.tokens("mia@grand-test.example", STAFF_PASSWORD).await;
     let (clerk, _) = node.tokens("nia@grand-test.example", STAFF_PASSWORD).await;
 
-    let by_clerk = node.post("/auth/register", Some(&clerk), new_staff("x@grand-test.example", "housekeeping")).await;
+    let by_clerk = node
+        .post("/auth/register", Some(&clerk), new_staff("x@grand-test.example", "housekeeping"))
+        .await;
     assert_eq!((by_clerk.status, by_clerk.code()), (403, "missing_permission"));
     for role in ["owner", "manager"] {
-        let up = node.post("/auth/register", Some(&manager), new_staff("y@grand-test.example", role)).await;
+        let up = node
+            .post("/auth/register", Some(&manager), new_staff("y@grand-test.example", role))
+            .await;
         assert_eq!((up.status, up.code()), (403, "role_not_grantable"), "{role}");
     }
-    let waiter = node.post("/auth/register", Some(&manager), new_staff("w@grand-test.example", "pos_server")).await;
+    let waiter = node
+        .post("/auth/register", Some(&manager), new_staff("w@grand-test.example", "pos_server"))
+        .await;
     assert_eq!(waiter.status, 201, "{}", waiter.text);
-    let nobody = node.post("/auth/register", None, new_staff("z@grand-test.example", "front_desk")).await;
+    let nobody =
+        node.post("/auth/register", None, new_staff("z@grand-test.example", "front_desk")).await;
     assert_eq!(nobody.status, 401);
     node.stop().await;
 }
@@ -59,13 +70,31 @@ async fn bad_registrations_name_the_field() {
     let node = TestNode::spawn().await;
     let owner = node.owner_token().await;
     let cases = [
-        (json!({ "email": "nia", "name": "Nia", "password": STAFF_PASSWORD, "role": "front_desk" }), "email"),
-        (json!({ "email": "n@g.example", "name": " ", "password": STAFF_PASSWORD, "role": "front_desk" }), "name"),
-        (json!({ "email": "n@g.example", "name": "Nia", "password": "hotel2024", "role": "front_desk" }), "password"),
-        (json!({ "email": "n@g.example", "name": "Nia", "password": "n@g.example1!", "role": "front_desk" }), "password"),
-        (json!({ "email": "n@g.example", "name": "Nia", "password": STAFF_PASSWORD, "role": "janitor" }), "role"),
+        (
+            json!({ "email": "nia", "name": "Nia", "password": STAFF_PASSWORD, "role": "front_desk" }),
+            "email",
+        ),
+        (
+            json!({ "email": "n@g.example", "name": " ", "password": STAFF_PASSWORD, "role": "front_desk" }),
+            "name",
+        ),
+        (
+            json!({ "email": "n@g.example", "name": "Nia", "password": "hotel2024", "role": "front_desk" }),
+            "password",
+        ),
+        (
+            json!({ "email": "n@g.example", "name": "Nia", "password": "n@g.example1!", "role": "front_desk" }),
+            "password",
+        ),
+        (
+            json!({ "email": "n@g.example", "name": "Nia", "password": STAFF_PASSWORD, "role": "janitor" }),
+            "role",
+        ),
         (json!({ "email": "n@g.example", "name": "Nia", "password": STAFF_PASSWORD }), "role"),
-        (json!({ "email": "n@g.example", "name": "Nia", "password": STAFF_PASSWORD, "role": "front_desk", "properties": [] }), "properties"),
+        (
+            json!({ "email": "n@g.example", "name": "Nia", "password": STAFF_PASSWORD, "role": "front_desk", "properties": [] }),
+            "properties",
+        ),
     ];
     for (body, field) in cases {
         let resp = node.post("/auth/register", Some(&owner), body.clone()).await;
@@ -115,7 +144,8 @@ async fn staff_are_listed_for_managers_but_not_for_clerks() {
     node.register(&owner, "nia@grand-test.example", "front_desk").await;
     let list = node.get("/staff", Some(&owner)).await;
     assert_eq!(list.status, 200);
-    let emails: Vec<_> = list.body.as_array().expect("array").iter().map(|s| s["email"].clone()).collect();
+    let emails: Vec<_> =
+        list.body.as_array().expect("array").iter().map(|s| s["email"].clone()).collect();
     assert_eq!(emails, vec![json!(tests::OWNER_EMAIL), json!("nia@grand-test.example")]);
     let (clerk, _) = node.tokens("nia@grand-test.example", STAFF_PASSWORD).await;
     assert_eq!(node.get("/staff", Some(&clerk)).await.status, 403);
