@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod http;
 pub mod init;
 pub mod logging;
+pub mod memory;
 pub mod node;
 pub mod property;
 pub mod server;
