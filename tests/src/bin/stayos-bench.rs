@@ -46,7 +46,12 @@ struct Node {
 }
 
 impl Node {
-    fn start(bin: &Path, dir: &Path, http: bool, env: &[(&str, &str)]) -> anyhow::Result<(Node, Instant)> {
+    fn start(
+        bin: &Path,
+        dir: &Path,
+        http: bool,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<(Node, Instant)> {
         let port = free_port()?;
         let mut cmd = Command::new(bin);
         cmd.args(["serve", "--data-dir"]).arg(dir).args(["--listen", &format!("127.0.0.1:{port}")]);
@@ -164,7 +169,10 @@ fn foundation() -> anyhow::Result<()> {
         Ok::<_, anyhow::Error>(token)
     })?;
     std::thread::sleep(Duration::from_secs(3));
-    println!("\nidle resident memory after start-up and 28 logins: {:.1} MiB", node.rss_kib()? as f64 / 1024.0);
+    println!(
+        "\nidle resident memory after start-up and 28 logins: {:.1} MiB",
+        node.rss_kib()? as f64 / 1024.0
+    );
 
     // Brute force against one account, from the throttle policy itself.
     let mut total_ms: i64 = 0;
@@ -179,13 +187,18 @@ fn foundation() -> anyhow::Result<()> {
 
     // Throughput of an authenticated request, over plain HTTP and over HTTPS.
     if Command::new("wrk").arg("--version").output().is_err() {
-        println!("\nwrk is not installed (apt-get install wrk); skipped the /auth/me throughput run");
+        println!(
+            "\nwrk is not installed (apt-get install wrk); skipped the /auth/me throughput run"
+        );
         return node.stop();
     }
     wrk("HTTP", &format!("http://127.0.0.1:{}/auth/me", node.port), &token)?;
     node.stop()?;
     let (tls_node, _) = Node::start(&bin, &dir, false, &[("STAYOS_RATE_LIMIT__PER_SECOND", "0")])?;
-    runtime.block_on(wait_healthy(&fresh_conn_client(ca)?, &format!("https://localhost:{}", tls_node.port)))?;
+    runtime.block_on(wait_healthy(
+        &fresh_conn_client(ca)?,
+        &format!("https://localhost:{}", tls_node.port),
+    ))?;
     wrk("HTTPS", &format!("https://127.0.0.1:{}/auth/me", tls_node.port), &token)?;
     tls_node.stop()
 }
@@ -220,4 +233,3 @@ async fn wait_healthy(client: &reqwest::Client, base: &str) -> anyhow::Result<()
     }
     bail!("node at {base} did not become healthy")
 }
-
