@@ -193,7 +193,6 @@ pub fn edge_binary() -> anyhow::Result<PathBuf> {
             .manifest_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
             .bin("stayos-edge")
             .current_release()
-            .current_target()
             .run()
             .map_err(|e| format!("failed to build stayos-edge: {e}"))?;
         Ok(run.path().to_path_buf())
