@@ -207,24 +207,16 @@ fn create_database(
     )?;
     audit::record(
         &tx,
-        Entry {
-            event: "node_initialised",
-            actor: Actor::System,
-            subject_id: Some(&info.property_id),
-            ip: None,
-            details: json!({ "property_name": property_name, "site_id": info.site_id }),
-        },
+        Entry::new("node_initialised", Actor::System)
+            .subject(&info.property_id)
+            .details(json!({ "property_name": property_name, "site_id": info.site_id })),
         now,
     )?;
     audit::record(
         &tx,
-        Entry {
-            event: "staff_registered",
-            actor: Actor::System,
-            subject_id: Some(&owner_id),
-            ip: None,
-            details: json!({ "email": email.as_str(), "role": "owner", "properties": properties }),
-        },
+        Entry::new("staff_registered", Actor::System)
+            .subject(&owner_id)
+            .details(json!({ "email": email.as_str(), "role": "owner", "properties": properties })),
         now,
     )?;
     tx.commit()?;

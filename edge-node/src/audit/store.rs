@@ -38,6 +38,37 @@ pub struct Entry<'a> {
     pub details: Value,
 }
 
+impl<'a> Entry<'a> {
+    pub fn new(event: &'a str, actor: Actor) -> Self {
+        Entry {
+            event,
+            actor,
+            subject_id: None,
+            ip: None,
+            details: Value::Object(Default::default()),
+        }
+    }
+
+    pub fn subject(self, id: &'a str) -> Self {
+        self.subject_opt(Some(id))
+    }
+
+    pub fn subject_opt(mut self, id: Option<&'a str>) -> Self {
+        self.subject_id = id;
+        self
+    }
+
+    pub fn ip(mut self, ip: Option<&'a str>) -> Self {
+        self.ip = ip;
+        self
+    }
+
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
 /// A stored audit entry.
 #[derive(Debug, Clone)]
 pub struct AuditRow {
@@ -189,13 +220,9 @@ mod tests {
     }
 
     fn event(conn: &Connection, name: &str, at: i64) {
-        let entry = Entry {
-            event: name,
-            actor: Actor::Staff("s1".into()),
-            subject_id: None,
-            ip: Some("10.0.0.5"),
-            details: serde_json::json!({ "n": at }),
-        };
+        let entry = Entry::new(name, Actor::Staff("s1".into()))
+            .ip(Some("10.0.0.5"))
+            .details(serde_json::json!({ "n": at }));
         record(conn, entry, at).expect("record");
     }
 

@@ -215,19 +215,20 @@ async fn login(
             state
                 .db
                 .write(move |tx| -> Result<_, ApiError> {
-                    let mut lock = throttle::record_failure(tx, &account_key, throttle::ACCOUNT, now)?;
+                    let mut lock =
+                        throttle::record_failure(tx, &account_key, throttle::ACCOUNT, now)?;
                     if let Some(ip_key) = &address_key {
-                        lock = lock.max(throttle::record_failure(tx, ip_key, throttle::ADDRESS, now)?);
+                        lock =
+                            lock.max(throttle::record_failure(tx, ip_key, throttle::ADDRESS, now)?);
                     }
                     audit::record(
                         tx,
-                        Entry {
-                            event: "login_failed",
-                            actor: Actor::Anonymous,
-                            subject_id: subject.as_deref(),
-                            ip: ip.as_deref(),
-                            details: json!({ "email": email, "reason": reason, "locked_for_ms": lock }),
-                        },
+                        Entry::new("login_failed", Actor::Anonymous)
+                            .subject_opt(subject.as_deref())
+                            .ip(ip.as_deref())
+                            .details(
+                                json!({ "email": email, "reason": reason, "locked_for_ms": lock }),
+                            ),
                         now,
                     )?;
                     Ok(())
@@ -267,13 +268,9 @@ async fn login(
                 )?;
                 audit::record(
                     tx,
-                    Entry {
-                        event: "login_mfa_required",
-                        actor: Actor::Staff(staff.id.clone()),
-                        subject_id: Some(&staff.id),
-                        ip: client2.ip.as_deref(),
-                        details: json!({}),
-                    },
+                    Entry::new("login_mfa_required", Actor::Staff(staff.id.clone()))
+                        .subject(&staff.id)
+                        .ip(client2.ip.as_deref()),
                     now,
                 )?;
                 return Ok(Err(mfa_token));
@@ -281,13 +278,10 @@ async fn login(
             let (session_id, refresh) = open_session(tx, &staff.id, &client2, session_ms, now)?;
             audit::record(
                 tx,
-                Entry {
-                    event: "login_succeeded",
-                    actor: Actor::Staff(staff.id.clone()),
-                    subject_id: Some(&session_id),
-                    ip: client2.ip.as_deref(),
-                    details: json!({ "mfa": false }),
-                },
+                Entry::new("login_succeeded", Actor::Staff(staff.id.clone()))
+                    .subject(&session_id)
+                    .ip(client2.ip.as_deref())
+                    .details(json!({ "mfa": false })),
                 now,
             )?;
             Ok(Ok((session_id, refresh)))
@@ -370,13 +364,10 @@ async fn verify_mfa(
                 )?;
                 audit::record(
                     tx,
-                    Entry {
-                        event: "mfa_failed",
-                        actor: Actor::Staff(staff.id.clone()),
-                        subject_id: Some(&staff.id),
-                        ip,
-                        details: json!({ "reason": reason }),
-                    },
+                    Entry::new("mfa_failed", Actor::Staff(staff.id.clone()))
+                        .subject(&staff.id)
+                        .ip(ip)
+                        .details(json!({ "reason": reason })),
                     now,
                 )?;
                 return Ok(MfaOutcome::WrongCode);
@@ -392,13 +383,10 @@ async fn verify_mfa(
             let (session_id, refresh) = open_session(tx, &staff.id, &client, session_ms, now)?;
             audit::record(
                 tx,
-                Entry {
-                    event: "login_succeeded",
-                    actor: Actor::Staff(staff.id.clone()),
-                    subject_id: Some(&session_id),
-                    ip: client.ip.as_deref(),
-                    details: json!({ "mfa": true }),
-                },
+                Entry::new("login_succeeded", Actor::Staff(staff.id.clone()))
+                    .subject(&session_id)
+                    .ip(client.ip.as_deref())
+                    .details(json!({ "mfa": true })),
                 now,
             )?;
             Ok(MfaOutcome::Session { staff_id: staff.id, session_id, refresh })
@@ -464,13 +452,10 @@ async fn refresh(
                 let was_live = store::revoke_session(tx, &session.id, "refresh_token_reuse", now)?;
                 audit::record(
                     tx,
-                    Entry {
-                        event: "refresh_token_reuse",
-                        actor: Actor::Staff(session.staff_id.clone()),
-                        subject_id: Some(&session.id),
-                        ip: client.ip.as_deref(),
-                        details: json!({ "session_was_live": was_live }),
-                    },
+                    Entry::new("refresh_token_reuse", Actor::Staff(session.staff_id.clone()))
+                        .subject(&session.id)
+                        .ip(client.ip.as_deref())
+                        .details(json!({ "session_was_live": was_live })),
                     now,
                 )?;
                 return Ok(RefreshOutcome::Reused);
@@ -523,13 +508,9 @@ async fn logout(
             store::revoke_session(tx, &session_id, "logout", now)?;
             audit::record(
                 tx,
-                Entry {
-                    event: "logout",
-                    actor: Actor::Staff(staff_id),
-                    subject_id: Some(&session_id),
-                    ip: client.ip.as_deref(),
-                    details: json!({}),
-                },
+                Entry::new("logout", Actor::Staff(staff_id))
+                    .subject(&session_id)
+                    .ip(client.ip.as_deref()),
                 now,
             )?;
             Ok(())
@@ -626,13 +607,7 @@ async fn register(
             )?;
             audit::record(
                 tx,
-                Entry {
-                    event: "staff_registered",
-                    actor,
-                    subject_id: Some(&id),
-                    ip: client.ip.as_deref(),
-                    details: json!({ "email": email.as_str(), "role": role.as_str(), "properties": properties }),
-                },
+                Entry::new("staff_registered", actor).subject(&id).ip(client.ip.as_deref()).details(json!({ "email": email.as_str(), "role": role.as_str(), "properties": properties })),
                 now,
             )?;
             let row = store::get_staff(tx, &id)?.ok_or_else(|| ApiError::internal("staff row vanished"))?;
@@ -790,13 +765,12 @@ async fn set_mfa(
             store::set_mfa_enabled(tx, &staff.id, enable, step, now)?;
             audit::record(
                 tx,
-                Entry {
-                    event: if enable { "mfa_enabled" } else { "mfa_disabled" },
-                    actor: Actor::Staff(staff.id.clone()),
-                    subject_id: Some(&staff.id),
-                    ip: client.ip.as_deref(),
-                    details: json!({}),
-                },
+                Entry::new(
+                    if enable { "mfa_enabled" } else { "mfa_disabled" },
+                    Actor::Staff(staff.id.clone()),
+                )
+                .subject(&staff.id)
+                .ip(client.ip.as_deref()),
                 now,
             )?;
             Ok(())
@@ -854,13 +828,10 @@ async fn change_password(
             )?;
             audit::record(
                 tx,
-                Entry {
-                    event: "password_changed",
-                    actor: Actor::Staff(staff_id.clone()),
-                    subject_id: Some(&staff_id),
-                    ip: client.ip.as_deref(),
-                    details: json!({ "other_sessions_ended": ended }),
-                },
+                Entry::new("password_changed", Actor::Staff(staff_id.clone()))
+                    .subject(&staff_id)
+                    .ip(client.ip.as_deref())
+                    .details(json!({ "other_sessions_ended": ended })),
                 now,
             )?;
             Ok(())
@@ -925,13 +896,9 @@ async fn revoke_session(
             }
             audit::record(
                 tx,
-                Entry {
-                    event: "session_revoked",
-                    actor: Actor::Staff(staff_id),
-                    subject_id: Some(&id),
-                    ip: client.ip.as_deref(),
-                    details: json!({}),
-                },
+                Entry::new("session_revoked", Actor::Staff(staff_id))
+                    .subject(&id)
+                    .ip(client.ip.as_deref()),
                 now,
             )?;
             Ok(())
@@ -997,13 +964,7 @@ async fn create_api_key(
             store::insert_api_key(tx, &stored)?;
             audit::record(
                 tx,
-                Entry {
-                    event: "api_key_created",
-                    actor: Actor::Staff(stored.created_by.clone()),
-                    subject_id: Some(&stored.id),
-                    ip: client.ip.as_deref(),
-                    details: json!({ "name": stored.name, "role": stored.role, "properties": stored.properties }),
-                },
+                Entry::new("api_key_created", Actor::Staff(stored.created_by.clone())).subject(&stored.id).ip(client.ip.as_deref()).details(json!({ "name": stored.name, "role": stored.role, "properties": stored.properties })),
                 stored.created_at,
             )?;
             Ok(())
@@ -1053,13 +1014,7 @@ async fn revoke_api_key(
             }
             audit::record(
                 tx,
-                Entry {
-                    event: "api_key_revoked",
-                    actor,
-                    subject_id: Some(&id),
-                    ip: client.ip.as_deref(),
-                    details: json!({}),
-                },
+                Entry::new("api_key_revoked", actor).subject(&id).ip(client.ip.as_deref()),
                 now,
             )?;
             Ok(())
@@ -1163,13 +1118,10 @@ async fn set_staff_disabled(
             };
             audit::record(
                 tx,
-                Entry {
-                    event: if disabled { "staff_disabled" } else { "staff_enabled" },
-                    actor,
-                    subject_id: Some(&id),
-                    ip: client.ip.as_deref(),
-                    details: json!({ "sessions_ended": ended }),
-                },
+                Entry::new(if disabled { "staff_disabled" } else { "staff_enabled" }, actor)
+                    .subject(&id)
+                    .ip(client.ip.as_deref())
+                    .details(json!({ "sessions_ended": ended })),
                 now,
             )?;
             let row =
