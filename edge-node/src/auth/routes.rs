@@ -1035,16 +1035,7 @@ async fn list_staff(
     let properties = principal.properties.clone();
     let rows = state
         .db
-        .read(move |conn| -> Result<_, ApiError> {
-            let staff = store::list_staff(conn, &properties)?;
-            staff
-                .into_iter()
-                .map(|s| {
-                    let props = store::staff_properties(conn, &s.id)?;
-                    Ok((s, props))
-                })
-                .collect::<Result<Vec<_>, ApiError>>()
-        })
+        .read(move |conn| -> Result<_, ApiError> { Ok(store::list_staff(conn, &properties)?) })
         .await?;
     Ok(Json(rows.into_iter().map(|(s, p)| staff_view(s, p)).collect::<Result<_, _>>()?))
 }

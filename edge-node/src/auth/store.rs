@@ -89,15 +89,24 @@ pub fn insert_staff(conn: &Connection, s: &NewStaff<'_>) -> rusqlite::Result<()>
     Ok(())
 }
 
-/// Staff working at any of `properties`, oldest first.
-pub fn list_staff(conn: &Connection, properties: &[String]) -> rusqlite::Result<Vec<StaffRow>> {
+/// Staff working at any of `properties`, oldest first, each with all of their properties.
+pub fn list_staff(
+    conn: &Connection,
+    properties: &[String],
+) -> rusqlite::Result<Vec<(StaffRow, Vec<String>)>> {
     let json = serde_json::to_string(properties).unwrap_or_else(|_| "[]".into());
     conn.prepare_cached(&format!(
-        "SELECT {STAFF_COLUMNS} FROM staff s WHERE s.id IN (
+        "SELECT {STAFF_COLUMNS},
+             (SELECT json_group_array(property_id) FROM
+                 (SELECT property_id FROM staff_properties WHERE staff_id = s.id ORDER BY property_id))
+         FROM staff s WHERE s.id IN (
              SELECT staff_id FROM staff_properties WHERE property_id IN (SELECT value FROM json_each(?1)))
          ORDER BY s.created_at, s.id"
     ))?
-    .query_map([json], staff_from_row)?
+    .query_map([json], |r| {
+        let properties: String = r.get(10)?;
+        Ok((staff_from_row(r)?, serde_json::from_str(&properties).unwrap_or_default()))
+    })?
     .collect()
 }
 

@@ -147,6 +147,9 @@ async fn staff_are_listed_for_managers_but_not_for_clerks() {
     let emails: Vec<_> =
         list.body.as_array().expect("array").iter().map(|s| s["email"].clone()).collect();
     assert_eq!(emails, vec![json!(tests::OWNER_EMAIL), json!("nia@grand-test.example")]);
+    for staff in list.body.as_array().expect("array") {
+        assert_eq!(staff["properties"], json!([node.property_id]), "{staff}");
+    }
     let (clerk, _) = node.tokens("nia@grand-test.example", STAFF_PASSWORD).await;
     assert_eq!(node.get("/staff", Some(&clerk)).await.status, 403);
     node.stop().await;
