@@ -14,6 +14,14 @@ fi
 # rust-toolchain.toml pins the compiler; rustup installs the pinned components if absent.
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# Node.js runs the real cr-sqlite (WebAssembly) that the crdt crate is tested against.
+if ! need node || ! need npm; then
+  echo "== installing Node.js and npm (Debian packages)"
+  apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+echo "== the cr-sqlite reference peer (npm)"
+npm ci --prefix tests/crsqlite --no-audit --no-fund --loglevel=error
+
 if [ -z "${CARGO_TARGET_DIR:-}" ]; then
   cache="${XDG_CACHE_HOME:-$HOME/.cache}/stayos/target"
   if mkdir -p "$cache" 2>/dev/null; then export CARGO_TARGET_DIR="$cache"; fi

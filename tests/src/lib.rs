@@ -201,3 +201,57 @@ pub fn edge_binary() -> anyhow::Result<PathBuf> {
     .map_err(anyhow::Error::msg)
     .context("building the edge binary")
 }
+
+/// Runs SQL statements (one per line, no newlines inside) in the real cr-sqlite 0.16, as
+/// WebAssembly under Node (`tests/crsqlite/peer.mjs`), and returns each statement's rows, or
+/// its error message. Installs the npm package on first use if `tests/run.sh` has not.
+pub fn crsqlite(
+    statements: &[String],
+) -> anyhow::Result<Vec<Result<Vec<Vec<serde_json::Value>>, String>>> {
+    use std::io::Write as _;
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crsqlite");
+    INSTALLED
+        .get_or_init(|| {
+            if dir.join("node_modules/@vlcn.io/crsqlite-wasm").exists() {
+                return Ok(());
+            }
+            let status = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .status()
+                .map_err(|e| format!("npm is needed for the cr-sqlite reference peer: {e}"))?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("npm ci in {} failed", dir.display()))
+            }
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)?;
+    let mut child = std::process::Command::new("node")
+        .arg(dir.join("peer.mjs"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("node is needed for the cr-sqlite reference peer")?;
+    let mut input = statements.join("\n");
+    input.push('\n');
+    child.stdin.take().context("stdin")?.write_all(input.as_bytes())?;
+    let out = child.wait_with_output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the reference peer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)?
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line)?;
+            Ok(match v.get("ok") {
+                Some(rows) => Ok(serde_json::from_value(rows.clone())?),
+                None => Err(v["error"].as_str().unwrap_or("unknown error").to_string()),
+            })
+        })
+        .collect()
+}

@@ -22,6 +22,15 @@ use tokio::sync::oneshot;
 /// Name of the database file inside a data directory.
 pub const DB_FILE: &str = "stayos.db";
 
+/// Tables that replicate to the hub and other sites; each must pass `crdt`'s schema rules.
+pub const REPLICATED_TABLES: &[&str] =
+    &["properties", "staff", "staff_emails", "staff_properties", "audit_log"];
+
+/// Tables that never leave this node: its identity, and sessions, tokens, throttling
+/// counters and API keys, which only mean something here.
+pub const LOCAL_TABLES: &[&str] =
+    &["node_meta", "sessions", "refresh_tokens", "mfa_challenges", "login_throttle", "api_keys"];
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("sqlite: {0}")]

@@ -1,0 +1,15 @@
+//! StayOS behaviour end to end: the edge node over HTTP against real servers (in-process on
+//! loopback, or the real `stayos-edge` binary for the command line), and the `crdt` crate
+//! against the real cr-sqlite. One binary, one module per area.
+
+mod api_keys;
+mod audit;
+mod cli;
+mod crsqlite_interop;
+mod http_layer;
+mod login;
+mod mfa;
+mod replication_rules;
+mod routes_need_permissions;
+mod sessions;
+mod staff;
