@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The whole StayOS test suite — the README's test command, and what CI runs (.ci/run).
 # Installs what it needs on a fresh machine of this kind, then checks formatting and lints
-# and runs every test. Cargo's build output is cached outside the clone when possible;
-# without that cache everything is built from scratch and the suite still passes.
+# and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,10 +21,9 @@ fi
 echo "== the cr-sqlite reference peer (npm)"
 npm ci --prefix tests/crsqlite --no-audit --no-fund --loglevel=error
 
-if [ -z "${CARGO_TARGET_DIR:-}" ]; then
-  cache="${XDG_CACHE_HOME:-$HOME/.cache}/stayos/target"
-  if mkdir -p "$cache" 2>/dev/null; then export CARGO_TARGET_DIR="$cache"; fi
-fi
+# Build output stays in this checkout's own target/ (or $CARGO_TARGET_DIR if you set one).
+# A target directory shared between checkouts is not safe: cargo judges freshness by file
+# times, so an artifact built later from another checkout's older source counts as fresh.
 export CARGO_TERM_COLOR=never
 
 echo "== formatting"
