@@ -35,7 +35,7 @@ struct TxClock {
 }
 
 /// Quotes an identifier for SQL.
-fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 

@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
 
-use crate::capture::{CrdtError, replicated_tables, shape};
+use crate::capture::{CrdtError, ident, replicated_tables, shape};
 
 /// One change: the current state of one column (or of the row sentinel, `cid = "-1"`) of one
 /// row, with its clock.
@@ -22,10 +22,6 @@ pub struct Change {
     /// Causal length of the row: odd while it exists, even once deleted.
     pub cl: i64,
     pub seq: i64,
-}
-
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The SQL selecting one table's changes with `db_version > ?1`.

@@ -18,6 +18,13 @@ fn literal(v: &Value) -> String {
     }
 }
 
+fn from_hex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
 fn corpus() -> Vec<Vec<Value>> {
     let mut ints: Vec<i64> = vec![0, 1, -1, i64::MAX, i64::MIN, 127, 128, 255, 256, 32_767, 65_535];
     for shift in 0..63 {
@@ -65,11 +72,11 @@ fn packed_keys_are_the_same_bytes_as_cr_sqlite_makes_and_read_back_the_same_valu
         let theirs = rows[0][0].as_str().expect("hex").to_string();
         let ours: String = pack(key).expect("pack").iter().map(|b| format!("{b:02X}")).collect();
         assert_eq!(ours, theirs, "packing {key:?}");
-        let bytes: Vec<u8> = (0..theirs.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&theirs[i..i + 2], 16).expect("hex"))
-            .collect();
-        assert_eq!(&unpack(&bytes).expect("unpack cr-sqlite's bytes"), key, "reading {theirs}");
+        assert_eq!(
+            &unpack(&from_hex(&theirs)).expect("unpack cr-sqlite's bytes"),
+            key,
+            "reading {theirs}"
+        );
     }
 }
 
@@ -86,14 +93,7 @@ fn the_keys_cr_sqlite_puts_in_its_changes_unpack_to_the_rows_keys() {
     let rows = results[3].as_ref().expect("changes");
     let keys: Vec<Vec<Value>> = rows
         .iter()
-        .map(|r| {
-            let hex = r[0].as_str().expect("hex");
-            let bytes: Vec<u8> = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-                .collect();
-            unpack(&bytes).expect("unpack")
-        })
+        .map(|r| unpack(&from_hex(r[0].as_str().expect("hex"))).expect("unpack"))
         .collect();
     let expected = [("p-1", 101), ("p-1", 300), ("p-2", -7)]
         .map(|(p, n)| vec![Value::Text(p.into()), Value::Integer(n)]);
