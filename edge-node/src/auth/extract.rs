@@ -10,6 +10,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use subtle::ConstantTimeEq as _;
 
+use super::model::stored_role;
 use super::permissions::{RequiredPermission, Role};
 use super::store;
 use super::tokens::{self, API_KEY_PREFIX};
@@ -127,9 +128,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
             "this session has ended (logged out, revoked or account disabled); log in again",
         ));
     };
-    let role = Role::parse(&auth.role).ok_or_else(|| {
-        ApiError::internal(format!("staff {staff_id} has unknown role {}", auth.role))
-    })?;
+    let role = stored_role(&auth.role, &format!("staff {staff_id}"))?;
     Ok(Principal {
         kind: PrincipalKind::Staff { staff_id, session_id },
         role,
@@ -158,9 +157,7 @@ async fn authenticate_api_key(key: &str, state: &AppState) -> Result<Principal, 
     if !matches || row.revoked_at.is_some() {
         return Err(invalid());
     }
-    let role = Role::parse(&row.role).ok_or_else(|| {
-        ApiError::internal(format!("api key {key_id} has unknown role {}", row.role))
-    })?;
+    let role = stored_role(&row.role, &format!("api key {key_id}"))?;
     let now = now_ms();
     if row.last_used_at.is_none_or(|t| now - t > API_KEY_TOUCH_INTERVAL_MS) {
         let db = state.db.clone();

@@ -88,6 +88,12 @@ pub fn field<T>(name: &str, parsed: Result<T, String>) -> Result<T, ApiError> {
     parsed.map_err(|reason| ApiError::invalid_field(name, reason))
 }
 
+/// A role read back from storage. An unknown one means damaged data or a bug, not bad input,
+/// so it is a 500 that names whose role it was.
+pub fn stored_role(role: &str, whose: &str) -> Result<Role, ApiError> {
+    Role::parse(role).ok_or_else(|| ApiError::internal(format!("{whose} has unknown role {role}")))
+}
+
 /// A presented (not new) password: only its size is checked.
 pub fn presented_password(name: &str, raw: String) -> Result<String, ApiError> {
     if raw.is_empty() {

@@ -60,8 +60,35 @@ fn invalid_credentials() -> ApiError {
     ApiError::unauthorized("invalid_credentials", "the e-mail or password is wrong")
 }
 
-fn retry_after_secs(ms: i64) -> u64 {
-    u64::try_from((ms + 999) / 1000).unwrap_or(1).max(1)
+/// 429 for a key locked by failed password or code checks.
+fn locked_out(ms: i64) -> ApiError {
+    let secs = u64::try_from((ms + 999) / 1000).unwrap_or(1).max(1);
+    ApiError::too_many_requests(
+        secs,
+        format!("too many failed attempts; try again in {secs} seconds"),
+    )
+}
+
+/// Counts a failed password or code check against the account (the same counter login uses,
+/// so a stolen session cannot guess secrets where login would stop it) and audits it.
+fn record_secret_failure(
+    tx: &rusqlite::Connection,
+    staff: &StaffRow,
+    event: &str,
+    reason: &str,
+    ip: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let lock =
+        throttle::record_failure(tx, &throttle::account_key(&staff.email), throttle::ACCOUNT, now)?;
+    audit::record(
+        tx,
+        Entry::new(event, Actor::Staff(staff.id.clone()))
+            .subject(&staff.id)
+            .ip(ip)
+            .details(json!({ "reason": reason, "locked_for_ms": lock })),
+        now,
+    )
 }
 
 /// Opens a session with its first refresh token; returns (session id, refresh token).
@@ -129,9 +156,7 @@ fn totp_step(totp: &Totp, code: &TotpCode) -> Option<i64> {
 }
 
 fn staff_view(row: StaffRow, properties: Vec<String>) -> Result<StaffView, ApiError> {
-    let role = Role::parse(&row.role).ok_or_else(|| {
-        ApiError::internal(format!("staff {} has unknown role {}", row.id, row.role))
-    })?;
+    let role = stored_role(&row.role, &format!("staff {}", row.id))?;
     Ok(StaffView {
         id: row.id,
         email: row.email,
@@ -189,13 +214,7 @@ async fn login(
         })
         .await?;
     let staff = match check {
-        LoginCheck::Locked(ms) => {
-            let secs = retry_after_secs(ms);
-            return Err(ApiError::too_many_requests(
-                secs,
-                format!("too many failed logins; try again in {secs} seconds"),
-            ));
-        }
+        LoginCheck::Locked(ms) => return Err(locked_out(ms)),
         LoginCheck::Open(staff) => staff,
     };
 
@@ -299,6 +318,7 @@ async fn login(
 
 enum MfaOutcome {
     InvalidChallenge,
+    Locked(i64),
     WrongCode,
     Session { staff_id: String, session_id: String, refresh: String },
 }
@@ -343,6 +363,9 @@ async fn verify_mfa(
                 Some(s) if !s.disabled && s.mfa_enabled => s,
                 _ => return Ok(MfaOutcome::InvalidChallenge),
             };
+            if let Some(ms) = throttle::locked_for(tx, &throttle::account_key(&staff.email), now)? {
+                return Ok(MfaOutcome::Locked(ms));
+            }
             let secret = staff.mfa_secret.as_deref().unwrap_or_default();
             let totp = totp_for(secret, &staff.email)?;
             let ip = challenge.ip.as_deref().or(client.ip.as_deref());
@@ -356,20 +379,7 @@ async fn verify_mfa(
                 store::count_mfa_attempt(tx, &challenge_hash)?;
                 // Wrong codes count against the account like wrong passwords, so a stolen
                 // password cannot be used to guess codes through endless fresh challenges.
-                throttle::record_failure(
-                    tx,
-                    &throttle::account_key(&staff.email),
-                    throttle::ACCOUNT,
-                    now,
-                )?;
-                audit::record(
-                    tx,
-                    Entry::new("mfa_failed", Actor::Staff(staff.id.clone()))
-                        .subject(&staff.id)
-                        .ip(ip)
-                        .details(json!({ "reason": reason })),
-                    now,
-                )?;
+                record_secret_failure(tx, &staff, "mfa_failed", reason, ip, now)?;
                 return Ok(MfaOutcome::WrongCode);
             }
             let step = step.unwrap_or_default();
@@ -397,6 +407,7 @@ async fn verify_mfa(
             "invalid_mfa_token",
             "the MFA challenge is invalid, used up or has expired; log in again",
         )),
+        MfaOutcome::Locked(ms) => Err(locked_out(ms)),
         MfaOutcome::WrongCode => Err(ApiError::unauthorized(
             "invalid_mfa_code",
             "the code is wrong or was already used; wait for the next code",
@@ -735,6 +746,9 @@ async fn set_mfa(
         .write(move |tx| -> Result<_, ApiError> {
             let staff = store::get_staff(tx, &staff_id)?
                 .ok_or_else(|| ApiError::not_found("staff account"))?;
+            if let Some(ms) = throttle::locked_for(tx, &throttle::account_key(&staff.email), now)? {
+                return Err(locked_out(ms));
+            }
             let secret = match (&staff.mfa_secret, staff.mfa_enabled, enable) {
                 (_, true, true) => {
                     return Err(ApiError::conflict(
@@ -754,14 +768,23 @@ async fn set_mfa(
                 (Some(secret), _, _) => secret.clone(),
             };
             let totp = totp_for(&secret, &staff.email)?;
-            let step = totp_step(&totp, &code)
-                .filter(|step| *step > staff.mfa_last_step)
-                .ok_or_else(|| {
-                    ApiError::invalid_field(
-                        "code",
-                        "is not the current code from the authenticator app",
-                    )
-                })?;
+            let Some(step) = totp_step(&totp, &code).filter(|step| *step > staff.mfa_last_step)
+            else {
+                // Counted and committed, so a stolen session cannot guess codes to turn
+                // two-factor login off; the refusal is returned after the commit.
+                record_secret_failure(
+                    tx,
+                    &staff,
+                    "mfa_failed",
+                    "wrong_code",
+                    client.ip.as_deref(),
+                    now,
+                )?;
+                return Ok(Err(ApiError::invalid_field(
+                    "code",
+                    "is not the current code from the authenticator app",
+                )));
+            };
             store::set_mfa_enabled(tx, &staff.id, enable, step, now)?;
             audit::record(
                 tx,
@@ -773,9 +796,9 @@ async fn set_mfa(
                 .ip(client.ip.as_deref()),
                 now,
             )?;
-            Ok(())
+            Ok(Ok(()))
         })
-        .await?;
+        .await??;
     Ok(Json(MfaStatus { mfa_enabled: enable }))
 }
 
@@ -804,13 +827,35 @@ async fn change_password(
             "must differ from the current password",
         ));
     }
-    let lookup = staff_id.clone();
-    let staff = state
+    let (lookup, now) = (staff_id.clone(), now_ms());
+    let (staff, locked) = state
         .db
-        .read(move |conn| -> Result<_, ApiError> { Ok(store::get_staff(conn, &lookup)?) })
-        .await?
-        .ok_or_else(|| ApiError::not_found("staff account"))?;
-    if !state.hasher.verify(current, Some(staff.password_hash)).await? {
+        .read(move |conn| -> Result<_, ApiError> {
+            let staff = store::get_staff(conn, &lookup)?
+                .ok_or_else(|| ApiError::not_found("staff account"))?;
+            let locked = throttle::locked_for(conn, &throttle::account_key(&staff.email), now)?;
+            Ok((staff, locked))
+        })
+        .await?;
+    if let Some(ms) = locked {
+        return Err(locked_out(ms));
+    }
+    if !state.hasher.verify(current, Some(staff.password_hash.clone())).await? {
+        let ip = client.ip.clone();
+        state
+            .db
+            .write(move |tx| -> Result<_, ApiError> {
+                let reason = "wrong_current_password";
+                Ok(record_secret_failure(
+                    tx,
+                    &staff,
+                    "password_change_failed",
+                    reason,
+                    ip.as_deref(),
+                    now_ms(),
+                )?)
+            })
+            .await?;
         return Err(ApiError::unauthorized("invalid_credentials", "the current password is wrong"));
     }
     let hash = state.hasher.hash(req.new_password).await?;
@@ -910,9 +955,7 @@ async fn revoke_session(
 // ---- API keys -----------------------------------------------------------------------------
 
 fn api_key_view(row: store::ApiKeyRow) -> Result<ApiKeyView, ApiError> {
-    let role = Role::parse(&row.role).ok_or_else(|| {
-        ApiError::internal(format!("api key {} has unknown role {}", row.id, row.role))
-    })?;
+    let role = stored_role(&row.role, &format!("api key {}", row.id))?;
     Ok(ApiKeyView {
         id: row.id,
         name: row.name,
@@ -1099,7 +1142,7 @@ async fn set_staff_disabled(
             if !props.iter().any(|p| principal.properties.contains(p)) {
                 return Err(ApiError::not_found("staff account"));
             }
-            let role = Role::parse(&staff.role).unwrap_or(Role::Owner);
+            let role = stored_role(&staff.role, &format!("staff {id}"))?;
             check_grantable(&principal, role)?;
             store::set_disabled(tx, &id, disabled, now)?;
             let ended = if disabled {

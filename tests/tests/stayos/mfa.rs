@@ -109,3 +109,21 @@ async fn mfa_can_be_turned_off_with_a_current_code() {
     assert!(login.body.get("access_token").is_some(), "{}", login.text);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn guessing_codes_to_turn_mfa_off_is_throttled() {
+    let node = TestNode::spawn().await;
+    let token = node.owner_token().await;
+    let secret = enable_mfa(&node, &token).await;
+    for attempt in 1..=5 {
+        let resp = node.post("/auth/mfa/disable", Some(&token), json!({ "code": "000000" })).await;
+        assert_eq!((resp.status, resp.field()), (422, "code"), "attempt {attempt}: {}", resp.text);
+    }
+    let locked = node
+        .post("/auth/mfa/disable", Some(&token), json!({ "code": totp_code(&secret, 30) }))
+        .await;
+    assert_eq!((locked.status, locked.code()), (429, "too_many_requests"), "{}", locked.text);
+    let still_on = node.get("/auth/me", Some(&token)).await;
+    assert_eq!(still_on.body["mfa_enabled"], true);
+    node.stop().await;
+}

@@ -145,3 +145,21 @@ async fn changing_the_password_ends_other_sessions_and_retires_the_old_one() {
     assert_eq!(node.login(OWNER_EMAIL, new_password).await.status, 200);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn guessing_the_current_password_through_a_session_is_throttled_like_login() {
+    let node = TestNode::spawn().await;
+    let (token, _) = node.tokens(OWNER_EMAIL, OWNER_PASSWORD).await;
+    let change = |current: &str| json!({ "current_password": current, "new_password": "saffron-glacier-pylon-mint" });
+    for attempt in 1..=5 {
+        let resp =
+            node.post("/auth/password", Some(&token), change("a-guess-at-the-password")).await;
+        assert_eq!(resp.status, 401, "attempt {attempt}: {}", resp.text);
+    }
+    let locked = node.post("/auth/password", Some(&token), change(OWNER_PASSWORD)).await;
+    assert_eq!((locked.status, locked.code()), (429, "too_many_requests"), "{}", locked.text);
+    assert!(locked.header("retry-after").is_some());
+    // The same account counter guards login.
+    assert_eq!(node.login(OWNER_EMAIL, OWNER_PASSWORD).await.status, 429);
+    node.stop().await;
+}
