@@ -1,10 +1,18 @@
 //! Reading changes out in cr-sqlite's `crsql_changes` shape: `table, pk, cid, val,
 //! col_version, db_version, site_id, cl, seq`, ordered by `db_version`, then `seq`.
+//!
+//! `crdt_log` says which rows each database version touched; each such row's clock says which
+//! of its registers that version wrote, and the row itself holds their values.
 
-use rusqlite::Connection;
+use std::collections::BTreeSet;
+
 use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, params_from_iter};
 
-use crate::capture::{CrdtError, ident, replicated_tables, shape};
+use crate::capture::CrdtError;
+use crate::catalog::Catalog;
+use crate::clock::RowClock;
+use crate::pk;
 
 /// One change: the current state of one column (or of the row sentinel, `cid = "-1"`) of one
 /// row, with its clock.
@@ -24,60 +32,119 @@ pub struct Change {
     pub seq: i64,
 }
 
-/// The SQL selecting one table's changes with `db_version > ?1`.
-fn table_changes_sql(conn: &Connection, table: &str) -> Result<String, CrdtError> {
-    let s = shape(conn, table)?;
-    let t = ident(table);
-    let pks_t = ident(&format!("{table}__crdt_pks"));
-    let clock_t = ident(&format!("{table}__crdt_clock"));
-    let packed = s.pks.iter().map(|p| format!("p.{}", ident(p))).collect::<Vec<_>>().join(", ");
-    let join =
-        s.pks.iter().map(|p| format!("r.{0} = p.{0}", ident(p))).collect::<Vec<_>>().join(" AND ");
-    let val = if s.others.is_empty() {
-        "NULL".to_string()
-    } else {
-        let arms: String = s
-            .others
-            .iter()
-            .map(|c| format!(" WHEN '{}' THEN r.{}", c.replace('\'', "''"), ident(c)))
-            .collect();
-        format!("CASE c.col_name{arms} END")
-    };
-    Ok(format!(
-        "SELECT '{name}', crdt_pack({packed}), c.col_name, {val}, c.col_version, c.db_version,
-                coalesce(s.site_id, (SELECT site_id FROM crdt_sites WHERE ordinal = 0)),
-                coalesce((SELECT col_version FROM {clock_t} WHERE key = c.key AND col_name = '-1'), 1),
-                c.seq
-         FROM {clock_t} c
-         JOIN {pks_t} p ON p.key = c.key
-         LEFT JOIN {t} r ON {join}
-         LEFT JOIN crdt_sites s ON s.ordinal = c.site_id
-         WHERE c.db_version > ?1",
-        name = table.replace('\'', "''"),
-    ))
+/// The `cid` of the row sentinel.
+pub const SENTINEL: &str = "-1";
+
+/// Every change with `db_version > since`, in `db_version`, `seq` order, leaving out those
+/// written by `exclude` (a site id: the peer asking already has its own writes).
+pub fn changes_since(
+    conn: &Connection,
+    since: i64,
+    exclude: Option<&[u8]>,
+) -> Result<Vec<Change>, CrdtError> {
+    let mut out = Vec::new();
+    for_each_change_since(conn, since, exclude, |c| {
+        out.push(c);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
-/// Every change with `db_version > since`, in `db_version`, `seq` order.
-pub fn changes_since(conn: &Connection, since: i64) -> Result<Vec<Change>, CrdtError> {
-    let tables = replicated_tables(conn)?;
-    if tables.is_empty() {
-        return Ok(Vec::new());
+/// Like [`changes_since`], handing each change to `f` instead of collecting them, one
+/// database version at a time, so a large export does not sit in memory.
+pub fn for_each_change_since(
+    conn: &Connection,
+    since: i64,
+    exclude: Option<&[u8]>,
+    mut f: impl FnMut(Change) -> Result<(), CrdtError>,
+) -> Result<(), CrdtError> {
+    let catalog = Catalog::load(conn)?;
+    if catalog.tables.is_empty() {
+        return Ok(());
     }
-    let parts = tables.iter().map(|t| table_changes_sql(conn, t)).collect::<Result<Vec<_>, _>>()?;
-    let sql = format!("{} ORDER BY 6, 9", parts.join(" UNION ALL "));
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map([since], |r| {
-        Ok(Change {
-            table: r.get(0)?,
-            pk: r.get(1)?,
-            cid: r.get(2)?,
-            val: r.get(3)?,
-            col_version: r.get(4)?,
-            db_version: r.get(5)?,
-            site_id: r.get(6)?,
-            cl: r.get(7)?,
-            seq: r.get(8)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut log = conn.prepare(
+        "SELECT db_version, rows FROM crdt_log WHERE db_version > ?1 ORDER BY db_version, part",
+    )?;
+    let mut rows = log.query([since])?;
+    let mut version = None;
+    let mut touched: BTreeSet<(u32, Vec<u8>)> = BTreeSet::new();
+    loop {
+        let next = rows.next()?;
+        let next_version = next.map(|r| r.get::<_, i64>(0)).transpose()?;
+        if let Some(v) = version
+            && next_version != Some(v)
+        {
+            for change in version_changes(conn, &catalog, v, &touched, exclude)? {
+                f(change)?;
+            }
+            touched.clear();
+        }
+        let Some(row) = next else { break };
+        version = next_version;
+        let blob: Vec<u8> = row.get(1)?;
+        let noted: Vec<(u32, Vec<u8>)> = postcard::from_bytes(&blob)
+            .map_err(|_| CrdtError::Invalid(format!("crdt_log entry {version:?} is corrupt")))?;
+        touched.extend(noted);
+    }
+    Ok(())
+}
+
+/// The changes database version `version` wrote to the `touched` rows, in `seq` order.
+fn version_changes(
+    conn: &Connection,
+    catalog: &Catalog,
+    version: i64,
+    touched: &BTreeSet<(u32, Vec<u8>)>,
+    exclude: Option<&[u8]>,
+) -> Result<Vec<Change>, CrdtError> {
+    let mut out = Vec::new();
+    for (ordinal, key) in touched {
+        let Some(table) = catalog.tables.get(ordinal) else { continue };
+        let values = pk::unpack(key).map_err(|e| CrdtError::Invalid(e.to_string()))?;
+        let mut stmt = conn.prepare_cached(&table.row_sql())?;
+        let mut rows = stmt.query(params_from_iter(values.iter().map(pk::Value::to_sql)))?;
+        let Some(row) = rows.next()? else { continue };
+        let clock = row
+            .get_ref(0)?
+            .as_blob()
+            .ok()
+            .and_then(|b| RowClock::decode(b).ok())
+            .ok_or(())
+            .map_err(|()| CrdtError::CorruptClock(table.shape.name.clone()))?;
+        for (column, stamp) in clock.stamps_since(version - 1) {
+            if stamp.db_version != version {
+                continue;
+            }
+            let site = catalog.site(stamp.site)?;
+            if exclude == Some(site) {
+                continue;
+            }
+            let (cid, val, col_version) = match column {
+                None => (SENTINEL.to_string(), SqlValue::Null, clock.cl),
+                Some(i) => (
+                    table
+                        .shape
+                        .others
+                        .get(i)
+                        .cloned()
+                        .ok_or_else(|| CrdtError::CorruptClock(table.shape.name.clone()))?,
+                    row.get(i + 2)?,
+                    clock.cell(i).map_or(0, |c| c.version),
+                ),
+            };
+            out.push(Change {
+                table: table.shape.name.clone(),
+                pk: key.clone(),
+                cid,
+                val,
+                col_version,
+                db_version: version,
+                site_id: site.to_vec(),
+                cl: clock.cl,
+                seq: stamp.seq,
+            });
+        }
+    }
+    out.sort_by_key(|c| c.seq);
+    Ok(out)
 }

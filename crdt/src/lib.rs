@@ -1,16 +1,37 @@
 //! Conflict-free replicated relations on SQLite, following cr-sqlite's model and speaking its
 //! changeset format (DESIGN.md, "Why no cr-sqlite binary, and what replaces it").
 //!
-//! Built so far: the packed primary-key encoding of `crsql_changes.pk` (`pk`), byte for byte
-//! as cr-sqlite 0.16 produces it; the schema rules a replicated table must follow (`schema`);
-//! change capture by triggers (`capture`); and reading changes out in `crsql_changes`' shape
-//! (`changes`). Merging changes from other sites builds on these.
+//! - `pk`: the packed primary-key encoding of `crsql_changes.pk`, byte for byte as cr-sqlite
+//!   0.16 produces it.
+//! - `schema`: the rules a replicated table must follow.
+//! - `capture` and `clock`: recording local writes by triggers, one clock per row.
+//! - `changes`: reading changes out in `crsql_changes`' shape.
+//! - `merge`: applying other sites' changes; per-peer cursors; changes held for a newer
+//!   schema.
+//! - `wire`: the JSON Lines changeset format.
 //!
 //! This crate knows nothing about HTTP or the edge node's domains.
 //!
+//! # Using it
+//!
+//! ```
+//! # fn main() -> Result<(), crdt::CrdtError> {
+//! let conn = rusqlite::Connection::open_in_memory()?;
+//! let replica = crdt::Replica::install(&conn)?;
+//! conn.execute_batch("CREATE TABLE rooms (id TEXT PRIMARY KEY NOT NULL, status TEXT)")?;
+//! replica.make_replicated(&conn, "rooms")?;
+//! // Every write transaction flushes before it commits; a commit without it is refused.
+//! conn.execute_batch("BEGIN; INSERT INTO rooms VALUES ('101', 'clean');")?;
+//! replica.flush(&conn)?;
+//! conn.execute_batch("COMMIT")?;
+//! let changes = crdt::changes_since(&conn, 0, None)?;
+//! assert_eq!(changes[0].cid, "status");
+//! # Ok(()) }
+//! ```
+//!
 //! # How cr-sqlite 0.16 records local writes
 //!
-//! What change capture must reproduce, as the real cr-sqlite behaves through the reference
+//! What change capture reproduces, as the real cr-sqlite behaves through the reference
 //! peer (`tests/crsqlite/peer.mjs`; `SELECT ... FROM crsql_changes ORDER BY db_version, seq`
 //! after each step). Per table it keeps `T__crsql_pks` (an integer key per primary key) and
 //! `T__crsql_clock (key, col_name, col_version, db_version, site_id, seq, PRIMARY KEY (key,
@@ -21,21 +42,32 @@
 //!   0, 1, … in column order; no sentinel change — unless the table has only key columns, then
 //!   just the sentinel with `cl` 1.
 //! - Update: one change per column whose value changed, `col_version` + 1; an update that
-//!   changes nothing records nothing (but still uses up a `db_version`).
+//!   changes nothing records nothing.
 //! - Delete: the sentinel only, `cl` raised to the next even number; the row's column clocks
 //!   are dropped.
 //! - Insert after delete: the sentinel with `cl` raised to the next odd number, then every
 //!   column again from `col_version` 1.
-//! - Changing the primary key: the old key's sentinel goes to an even `cl`, the column clocks
-//!   move to the new key keeping their versions and `seq`, and the new key gets a sentinel.
 //! - Every change of one transaction has the same `db_version`; `seq` counts changes within it.
+//!
+//! One deliberate difference: cr-sqlite moves a row's column clocks to the new key when the
+//! primary key changes, keeping their old `db_version`, so a peer that synced before never
+//! receives the row's values under the new key. Here a key change is a delete of the old key
+//! and an insert of the new one, and every column travels again.
 
 pub mod capture;
+mod catalog;
 pub mod changes;
+pub mod clock;
+pub mod merge;
 pub mod pk;
 pub mod schema;
+pub mod wire;
 
-pub use capture::{CrdtError, install, make_replicated, replicated_tables, site_id};
-pub use changes::{Change, changes_since};
+pub use capture::{CrdtError, Replica, replicated_tables, site_id};
+pub use changes::{Change, SENTINEL, changes_since, for_each_change_since};
+pub use merge::{
+    Changeset, MergeReport, PeerCursor, changeset_since, compare_values, peer_cursor,
+    schema_version, set_acked,
+};
 pub use pk::{PkError, Value, pack, unpack};
 pub use schema::{SchemaError, check_replicable};

@@ -24,6 +24,20 @@ pub enum Value {
     Blob(Vec<u8>),
 }
 
+impl Value {
+    /// The value as rusqlite binds it.
+    pub fn to_sql(&self) -> rusqlite::types::ToSqlOutput<'_> {
+        use rusqlite::types::ValueRef;
+        rusqlite::types::ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Integer(i) => ValueRef::Integer(*i),
+            Value::Real(f) => ValueRef::Real(*f),
+            Value::Text(t) => ValueRef::Text(t.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        })
+    }
+}
+
 const INTEGER: u8 = 1;
 const FLOAT: u8 = 2;
 const TEXT: u8 = 3;

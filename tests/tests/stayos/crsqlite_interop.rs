@@ -117,8 +117,9 @@ impl Rng {
     }
 }
 
-/// Random valid writes to `table`: inserts, updates (some changing nothing), deletes,
-/// re-inserts and key changes over a small key space, some grouped in transactions.
+/// Random valid writes to `table`: inserts, updates (some changing nothing), deletes and
+/// re-inserts over a small key space, some grouped in transactions. (Key changes are left
+/// out: there `crdt` deliberately differs, see the crate documentation.)
 fn write_sequence(rng: &mut Rng, table: &str, ops: usize) -> Vec<String> {
     let keys = ["k0", "k1", "k2", "k3"];
     let texts = ["NULL", "'x'", "'y'", "'it''s'"];
@@ -136,22 +137,14 @@ fn write_sequence(rng: &mut Rng, table: &str, ops: usize) -> Vec<String> {
             present[k] = true;
             format!("INSERT INTO {table} VALUES ('{}', {a}, {b})", keys[k])
         } else {
-            match rng.below(5) {
+            match rng.below(4) {
                 0 => format!("UPDATE {table} SET a = {a} WHERE id = '{}'", keys[k]),
                 1 => format!("UPDATE {table} SET a = {a}, b = {b} WHERE id = '{}'", keys[k]),
                 2 => format!("UPDATE {table} SET b = b WHERE id = '{}'", keys[k]),
-                3 => {
+                _ => {
                     present[k] = false;
                     format!("DELETE FROM {table} WHERE id = '{}'", keys[k])
                 }
-                _ => match present.iter().position(|p| !p) {
-                    Some(to) => {
-                        present[k] = false;
-                        present[to] = true;
-                        format!("UPDATE {table} SET id = '{}' WHERE id = '{}'", keys[to], keys[k])
-                    }
-                    None => format!("UPDATE {table} SET b = {b} WHERE id = '{}'", keys[k]),
-                },
             }
         };
         out.push(stmt);
@@ -199,7 +192,27 @@ fn local_writes_are_captured_exactly_as_cr_sqlite_captures_them() {
     };
     let mut peer = Vec::new();
     let ours = rusqlite::Connection::open_in_memory().expect("open");
-    crdt::install(&ours).expect("install");
+    let replica = crdt::Replica::install(&ours).expect("install");
+    // Statements run as the write path runs them: flushed before every commit.
+    let mut in_tx = false;
+    let mut run = |sql: &str| match sql {
+        "BEGIN" => {
+            in_tx = true;
+            ours.execute_batch(sql).expect("begin");
+        }
+        "COMMIT" => {
+            in_tx = false;
+            replica.flush(&ours).expect("flush");
+            ours.execute_batch(sql).expect("commit");
+        }
+        _ if in_tx => ours.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}")),
+        _ => {
+            ours.execute_batch("BEGIN").expect("begin");
+            ours.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            replica.flush(&ours).expect("flush");
+            ours.execute_batch("COMMIT").expect("commit");
+        }
+    };
     for case in 0..30 {
         let table = format!("t{case}");
         let writes = write_sequence(&mut rng, &table, 25);
@@ -207,9 +220,9 @@ fn local_writes_are_captured_exactly_as_cr_sqlite_captures_them() {
         peer.push(format!("SELECT crsql_as_crr('{table}')"));
         peer.extend(writes.iter().cloned());
         ours.execute_batch(&ddl(&table)).expect("create");
-        crdt::make_replicated(&ours, &table).expect("replicate");
+        replica.make_replicated(&ours, &table).expect("replicate");
         for w in &writes {
-            ours.execute_batch(w).unwrap_or_else(|e| panic!("{w}: {e}"));
+            run(w);
         }
     }
     peer.push(
@@ -233,7 +246,7 @@ fn local_writes_are_captured_exactly_as_cr_sqlite_captures_them() {
             (s(0), s(1), s(2), s(3), n(4), n(5), n(6), n(7))
         })
         .collect();
-    let mine: Vec<_> = crdt::changes_since(&ours, 0)
+    let mine: Vec<_> = crdt::changes_since(&ours, 0, None)
         .expect("changes")
         .into_iter()
         .map(|c| {
