@@ -222,6 +222,40 @@ impl Replica {
     /// database's random 16-byte site id) if needed, and registers the functions and hooks
     /// the capture triggers use. Call on the connection that writes, before it writes.
     pub fn install(conn: &Connection) -> Result<Self, CrdtError> {
+        Self::install_with_site_id(conn, None)
+    }
+
+    /// Like [`Replica::install`], giving a new database the site id `site` instead of a
+    /// random one. A database that already has a different site id is refused: a site id
+    /// never changes.
+    pub fn install_with_site_id(conn: &Connection, site: Option<&[u8]>) -> Result<Self, CrdtError> {
+        if let Some(site) = site {
+            if site.len() != 16 {
+                return Err(CrdtError::Invalid(format!(
+                    "a site id has 16 bytes, not {}",
+                    site.len()
+                )));
+            }
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS crdt_sites (
+                     ordinal INTEGER PRIMARY KEY NOT NULL,
+                     site_id BLOB NOT NULL UNIQUE
+                 )",
+            )?;
+            conn.execute(
+                "INSERT INTO crdt_sites (ordinal, site_id) SELECT 0, ?1
+                 WHERE NOT EXISTS (SELECT 1 FROM crdt_sites WHERE ordinal = 0)",
+                [site],
+            )?;
+            let existing = site_id(conn)?;
+            if existing != site {
+                return Err(CrdtError::Invalid(format!(
+                    "this database's site id is {}, not {}",
+                    hex::encode(existing),
+                    hex::encode(site)
+                )));
+            }
+        }
         conn.execute_batch(META_DDL)?;
         let committed: i64 =
             conn.query_row("SELECT coalesce(max(db_version), 0) FROM crdt_log", [], |r| r.get(0))?;
@@ -277,6 +311,20 @@ impl Replica {
         Ok(Self { state, capturing })
     }
 
+    /// Catches up with versions another connection or process committed. The write path calls
+    /// it first in every write transaction (after taking the write lock), so two processes
+    /// writing one database never hand out the same version.
+    pub fn refresh(&self, conn: &Connection) -> Result<(), CrdtError> {
+        let latest: i64 = conn
+            .prepare_cached("SELECT coalesce(max(db_version), 0) FROM crdt_log")?
+            .query_row([], |r| r.get(0))?;
+        let mut state = self.lock();
+        if state.pending.is_none() {
+            state.committed = state.committed.max(latest);
+        }
+        Ok(())
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
@@ -323,6 +371,7 @@ impl Replica {
             .optional()?;
         conn.execute_batch("SAVEPOINT crdt_make_replicated")?;
         let result = (|| {
+            self.refresh(conn)?;
             let ordinal = match known {
                 Some((ordinal, old_keys, old_columns)) => {
                     let not_additive =

@@ -303,6 +303,10 @@ impl Replica {
         let mut sites = catalog.site_ordinals.clone();
         let mut site_bytes = catalog.sites.clone();
         conn.execute_batch("SAVEPOINT crdt_merge")?;
+        if let Err(e) = self.refresh(conn) {
+            conn.execute_batch("ROLLBACK TO crdt_merge; RELEASE crdt_merge")?;
+            return Err(e);
+        }
         self.capturing.store(false, std::sync::atomic::Ordering::Relaxed);
         let result = (|| {
             for site in new_sites {
@@ -568,6 +572,133 @@ fn write_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SITE_B: [u8; 16] = [0xB; 16];
+
+    fn node() -> (Connection, Replica) {
+        let conn = Connection::open_in_memory().expect("open");
+        let replica = Replica::install(&conn).expect("install");
+        conn.execute_batch("CREATE TABLE rooms (id TEXT PRIMARY KEY NOT NULL, status TEXT)")
+            .expect("ddl");
+        replica.make_replicated(&conn, "rooms").expect("replicate");
+        replica.set_schema_version(&conn, 1).expect("schema");
+        (conn, replica)
+    }
+
+    fn change(table: &str, id: &str, cid: &str, val: &str) -> Change {
+        Change {
+            table: table.into(),
+            pk: pk::pack(&[Value::Text(id.into())]).expect("pack"),
+            cid: cid.into(),
+            val: SqlValue::Text(val.into()),
+            col_version: 1,
+            db_version: 1,
+            site_id: SITE_B.to_vec(),
+            cl: 1,
+            seq: 0,
+        }
+    }
+
+    fn set(since: i64, until: i64, schema_version: i64, changes: Vec<Change>) -> Changeset {
+        Changeset { site_id: SITE_B.to_vec(), schema_version, since, until, changes }
+    }
+
+    #[test]
+    fn a_bad_change_fails_the_whole_batch_with_its_index() {
+        let (conn, replica) = node();
+        let mut bad_key = change("rooms", "102", "status", "x");
+        bad_key.pk = vec![9];
+        for (bad, reason) in [
+            (change("nope", "102", "status", "x"), "unknown table"),
+            (change("rooms", "102", "colour", "x"), "unknown column"),
+            (bad_key, "pk"),
+        ] {
+            let batch = set(0, 1, 1, vec![change("rooms", "101", "status", "clean"), bad]);
+            let err = replica.merge(&conn, &batch).expect_err("refused");
+            assert!(
+                matches!(&err, CrdtError::BadChange { index: 1, reason: r } if r.contains(reason)),
+                "{err}"
+            );
+            let rooms: i64 =
+                conn.query_row("SELECT count(*) FROM rooms", [], |r| r.get(0)).expect("count");
+            assert_eq!(rooms, 0, "nothing of a refused batch is applied");
+        }
+    }
+
+    #[test]
+    fn changes_of_a_newer_schema_are_held_and_applied_after_the_migration() {
+        let (conn, replica) = node();
+        let batch = set(
+            0,
+            1,
+            2,
+            vec![
+                change("rooms", "101", "status", "clean"),
+                change("rooms", "101", "beds", "2"),
+                change("minibars", "101", "brand", "Acme"),
+            ],
+        );
+        let report = replica.merge(&conn, &batch).expect("merge");
+        assert_eq!((report.applied, report.held), (1, 2));
+        // The migration to schema 2.
+        conn.execute_batch(
+            "ALTER TABLE rooms ADD COLUMN beds TEXT;
+             CREATE TABLE minibars (id TEXT PRIMARY KEY NOT NULL, brand TEXT);",
+        )
+        .expect("migrate");
+        replica.make_replicated(&conn, "rooms").expect("new column");
+        replica.make_replicated(&conn, "minibars").expect("new table");
+        conn.execute_batch("BEGIN").expect("begin");
+        assert_eq!(replica.set_schema_version(&conn, 2).expect("schema 2"), 2);
+        replica.flush(&conn).expect("flush");
+        conn.execute_batch("COMMIT").expect("commit");
+        let row: (String, String, String) = conn
+            .query_row("SELECT status, beds, brand FROM rooms JOIN minibars USING (id)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .expect("row");
+        assert_eq!(row, ("clean".into(), "2".into(), "Acme".into()));
+        let held: i64 =
+            conn.query_row("SELECT count(*) FROM crdt_held", [], |r| r.get(0)).expect("held");
+        assert_eq!(held, 0);
+    }
+
+    #[test]
+    fn a_peers_cursor_follows_contiguous_batches_and_stops_at_a_gap() {
+        let (conn, replica) = node();
+        let peer = SITE_B.to_vec();
+        replica.merge(&conn, &set(0, 5, 1, vec![change("rooms", "1", "status", "a")])).expect("m");
+        assert_eq!(peer_cursor(&conn, &peer).expect("cursor").received, 5);
+        // A batch that starts after the cursor leaves a gap: merged, but the cursor stays.
+        replica.merge(&conn, &set(8, 9, 1, vec![change("rooms", "2", "status", "b")])).expect("m");
+        assert_eq!(peer_cursor(&conn, &peer).expect("cursor").received, 5);
+        // An overlapping batch moves it on; an older one never moves it back.
+        replica.merge(&conn, &set(3, 9, 1, vec![])).expect("m");
+        replica.merge(&conn, &set(0, 2, 1, vec![])).expect("m");
+        assert_eq!(peer_cursor(&conn, &peer).expect("cursor").received, 9);
+        set_acked(&conn, &peer, 4).expect("ack");
+        set_acked(&conn, &peer, 3).expect("ack");
+        assert_eq!(
+            peer_cursor(&conn, &peer).expect("cursor"),
+            PeerCursor { received: 9, acked: 4 }
+        );
+    }
+
+    #[test]
+    fn merged_changes_are_relayed_with_the_receivers_version_and_the_writers_site() {
+        let (conn, replica) = node();
+        conn.execute_batch("BEGIN; INSERT INTO rooms VALUES ('1', 'x');").expect("write");
+        replica.flush(&conn).expect("flush");
+        conn.execute_batch("COMMIT").expect("commit");
+        replica.merge(&conn, &set(0, 40, 1, vec![change("rooms", "2", "status", "b")])).expect("m");
+        let relayed = changeset_since(&conn, 1, None).expect("changes");
+        assert_eq!(relayed.changes.len(), 1);
+        assert_eq!(relayed.changes[0].db_version, 2);
+        assert_eq!(relayed.changes[0].site_id, SITE_B);
+        assert_eq!((relayed.since, relayed.until), (1, 2));
+        // Asked by the writer itself, its own changes are left out.
+        assert!(changeset_since(&conn, 1, Some(&SITE_B)).expect("changes").changes.is_empty());
+    }
 
     #[test]
     fn values_are_ordered_as_cr_sqlite_orders_them() {

@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 
-use rand::RngCore as _;
 use serde_json::json;
 
 use crate::audit::{self, Actor, Entry};
@@ -171,12 +170,10 @@ fn create_database(
     password_hash: &str,
 ) -> Result<InitReport, InitError> {
     let mut conn = db::open_writer(&dir.join(DB_FILE))?;
-    db::migrations::apply(&mut conn)?;
+    let replica = db::prepare(&mut conn)?;
     let now = crate::time::now_ms();
-    let mut site = [0u8; 16];
-    rand::rng().fill_bytes(&mut site);
     let info = node::NodeInfo {
-        site_id: hex::encode(site),
+        site_id: hex::encode(crdt::site_id(&conn).map_err(db::DbError::from)?),
         property_id: uuid::Uuid::now_v7().to_string(),
     };
     let owner_id = uuid::Uuid::now_v7().to_string();
@@ -219,6 +216,7 @@ fn create_database(
             .details(json!({ "email": email.as_str(), "role": "owner", "properties": properties })),
         now,
     )?;
+    replica.flush(&tx).map_err(db::DbError::from)?;
     tx.commit()?;
     conn.close().map_err(|(_, e)| e)?;
     Ok(InitReport {

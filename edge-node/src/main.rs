@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use edge_node::config::Config;
-use edge_node::{demo, init, logging, server};
+use edge_node::{changefile, demo, init, logging, server};
 
 #[derive(Debug, Parser)]
 #[command(name = "stayos-edge", version, about = "StayOS edge node: the hotel's own server")]
@@ -47,10 +47,36 @@ enum Command {
         #[arg(long)]
         http: bool,
     },
+    /// Carry changes as a file (JSON Lines): export them, or import another site's.
+    Changes {
+        #[command(subcommand)]
+        command: ChangesCommand,
+    },
     /// Start a throw-away node with a demo property and print how to log in.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ChangesCommand {
+    /// Write this node's changes after a database version to a file (or standard output).
+    Export {
+        #[arg(long, env = "STAYOS_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Only changes after this database version (0: everything).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
+        since: i64,
+        /// The file to write; standard output when left out.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Check every line of a changes file, then merge them all in one transaction.
+    Import {
+        #[arg(long, env = "STAYOS_DATA_DIR")]
+        data_dir: PathBuf,
+        file: PathBuf,
     },
 }
 
@@ -105,6 +131,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             logging::init(&config.log);
             serve(&data_dir, config, !http).await
+        }
+        Command::Changes { command: ChangesCommand::Export { data_dir, since, output } } => {
+            let report = changefile::export(&data_dir, since, output.as_deref())?;
+            eprintln!(
+                "exported {} changes (database versions {} to {}){}",
+                report.changes,
+                report.since + 1,
+                report.until,
+                output.map(|o| format!(" to {}", o.display())).unwrap_or_default()
+            );
+            Ok(())
+        }
+        Command::Changes { command: ChangesCommand::Import { data_dir, file } } => {
+            let r = changefile::import(&data_dir, &file)?;
+            println!(
+                "imported {} changes from {}: {} applied, {} already known or superseded, {} held for a newer schema",
+                r.lines,
+                file.display(),
+                r.report.applied,
+                r.report.ignored,
+                r.report.held
+            );
+            Ok(())
         }
         Command::Demo { listen } => {
             let dir = tempfile_dir()?;

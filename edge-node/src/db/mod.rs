@@ -37,6 +37,8 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("migrations: {0}")]
     Migration(#[from] rusqlite_migration::Error),
+    #[error("replication: {0}")]
+    Crdt(#[from] crdt::CrdtError),
     #[error(
         "the database is at schema version {found}, newer than this binary knows ({latest}); \
          upgrade stayos-edge"
@@ -65,6 +67,7 @@ pub struct Db {
 
 struct Inner {
     path: PathBuf,
+    replica: crdt::Replica,
     writer: Sender<Msg>,
     readers: Sender<Msg>,
     reader_count: usize,
@@ -89,6 +92,27 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, DbError> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
+}
+
+/// Brings the writer connection's database up to date: sets change capture up (keeping the
+/// site id `node_meta` already names, for a database made before capture existed), applies
+/// pending migrations, makes every table of `REPLICATED_TABLES` a replicated table (picking
+/// up added columns), records the schema version that changesets carry and applies the
+/// changes held for it. Also used by `init`.
+pub(crate) fn prepare(conn: &mut Connection) -> Result<crdt::Replica, DbError> {
+    let site =
+        crate::node::load(conn).ok().flatten().and_then(|info| hex::decode(info.site_id).ok());
+    let replica = crdt::Replica::install_with_site_id(conn, site.as_deref())?;
+    migrations::apply(conn)?;
+    let version = migrations::current_version(conn)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for table in REPLICATED_TABLES {
+        replica.make_replicated(&tx, table)?;
+    }
+    replica.set_schema_version(&tx, i64::try_from(version).unwrap_or(i64::MAX))?;
+    replica.flush(&tx)?;
+    tx.commit()?;
+    Ok(replica)
 }
 
 fn open_reader(path: &Path) -> Result<Connection, DbError> {
@@ -128,7 +152,7 @@ impl Db {
     pub fn open(data_dir: &Path, readers: usize) -> Result<Db, DbError> {
         let path = data_dir.join(DB_FILE);
         let mut writer_conn = open_writer(&path)?;
-        migrations::apply(&mut writer_conn)?;
+        let replica = prepare(&mut writer_conn)?;
 
         let reader_count = readers.max(1);
         let (writer_tx, writer_rx) = crossbeam_channel::unbounded();
@@ -142,6 +166,7 @@ impl Db {
         Ok(Db {
             inner: Arc::new(Inner {
                 path,
+                replica,
                 writer: writer_tx,
                 readers: readers_tx,
                 reader_count,
@@ -154,8 +179,14 @@ impl Db {
         &self.inner.path
     }
 
+    /// The writer connection's change capture, for merging changes inside a `write`.
+    pub fn replica(&self) -> &crdt::Replica {
+        &self.inner.replica
+    }
+
     /// Runs `f` on the single writer inside one `BEGIN IMMEDIATE` transaction. The transaction
-    /// commits when `f` returns `Ok` and rolls back when it returns `Err`.
+    /// commits when `f` returns `Ok` and rolls back when it returns `Err`. Writes to
+    /// replicated tables are captured in the same transaction.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
@@ -163,12 +194,15 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
+        let replica = self.inner.replica.clone();
         let job: Job = Box::new(move |conn: &mut Connection| {
             let result = (|| {
                 let txn = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(DbError::from)?;
+                replica.refresh(&txn).map_err(DbError::from)?;
                 let out = f(&txn)?;
+                replica.flush(&txn).map_err(DbError::from)?;
                 txn.commit().map_err(DbError::from)?;
                 Ok(out)
             })();

@@ -4,11 +4,13 @@
 
 mod api_keys;
 mod audit;
+mod changes_cli;
 mod cli;
 mod crsqlite_interop;
 mod http_layer;
 mod login;
 mod mfa;
+mod replication_concurrency;
 mod replication_rules;
 mod routes_need_permissions;
 mod sessions;

@@ -1,0 +1,168 @@
+//! `stayos-edge changes export|import`, run as the real binary: a property's changes carried
+//! to another node as a file, and every kind of bad file refused with its line named and
+//! nothing applied.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use rusqlite::Connection;
+use tests::edge_binary;
+
+fn edge(args: &[&str]) -> Output {
+    let mut cmd = Command::new(edge_binary().expect("stayos-edge binary"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("STAYOS_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(args).output().expect("run stayos-edge")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The rows of a table, as text, for comparing two nodes.
+fn rows(dir: &Path, table: &str) -> Vec<String> {
+    let conn = Connection::open(dir.join(edge_node::db::DB_FILE)).expect("open");
+    let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY 1")).expect("select");
+    let n = stmt.column_count();
+    stmt.query_map([], |r| {
+        Ok((0..n).map(|i| format!("{:?}", r.get::<_, rusqlite::types::Value>(i))).collect())
+    })
+    .expect("rows")
+    .map(|r| r.expect("row"))
+    .collect()
+}
+
+/// A change line with its `pk` replaced.
+fn with_pk(line: &str, pk: &str) -> String {
+    let mut v: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(line).expect("json");
+    v.insert("pk".into(), pk.into());
+    serde_json::to_string(&v).expect("json")
+}
+
+fn two_nodes() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    tests::init_dir(&a).expect("init a");
+    tests::init_dir(&b).expect("init b");
+    (tmp, a, b)
+}
+
+#[test]
+fn a_property_carried_on_a_file_arrives_whole_and_twice_changes_nothing() {
+    let (tmp, a, b) = two_nodes();
+    let file = tmp.path().join("usb/a.jsonl");
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    let out = edge(&["changes", "export", "--data-dir", s(&a), "--output", s(&file)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let lines = std::fs::read_to_string(&file).expect("read export");
+    assert!(text(&out).contains(&format!("exported {} changes", lines.lines().count())));
+    let first: serde_json::Value =
+        serde_json::from_str(lines.lines().next().expect("a line")).expect("json");
+    for field in ["table", "pk", "cid", "val", "col_version", "db_version", "site_id", "cl", "seq"]
+    {
+        assert!(first.get(field).is_some(), "{field} missing from {first}");
+    }
+
+    let out = edge(&["changes", "import", "--data-dir", s(&b), s(&file)]);
+    assert!(out.status.success(), "{}", text(&out));
+    for table in ["properties", "staff", "staff_properties"] {
+        let (in_a, in_b) = (rows(&a, table), rows(&b, table));
+        for row in &in_a {
+            assert!(in_b.contains(row), "{table}: {row} did not arrive");
+        }
+    }
+    // The same file again: every change is already known.
+    let out = edge(&["changes", "import", "--data-dir", s(&b), s(&file)]);
+    assert!(text(&out).contains(" 0 applied"), "{}", text(&out));
+
+    // Exporting only what is new after the last version gives an empty file.
+    let conn = Connection::open(a.join(edge_node::db::DB_FILE)).expect("open");
+    let latest: i64 =
+        conn.query_row("SELECT max(db_version) FROM crdt_log", [], |r| r.get(0)).expect("max");
+    let out = edge(&["changes", "export", "--data-dir", s(&a), "--since", &latest.to_string()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_bad_line_is_named_and_nothing_of_the_file_is_applied() {
+    let (tmp, a, b) = two_nodes();
+    let out = edge(&["changes", "export", "--data-dir", s(&a)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let good: Vec<String> =
+        String::from_utf8(out.stdout).expect("utf-8").lines().map(String::from).collect();
+    let properties_before = rows(&b, "properties");
+
+    let cases: [(&str, Box<dyn Fn(&str) -> String>, &str); 6] = [
+        ("truncated JSON", Box::new(|l: &str| l[..l.len() / 2].to_string()), "not a change"),
+        (
+            "unknown table",
+            Box::new(|l: &str| l.replacen(r#""table":""#, r#""table":"x"#, 1)),
+            "unknown table",
+        ),
+        (
+            "unknown column",
+            Box::new(|l: &str| l.replacen(r#""cid":""#, r#""cid":"x"#, 1)),
+            "unknown column",
+        ),
+        ("key that is not hex", Box::new(|l: &str| with_pk(l, "ZZ")), "pk is not hex"),
+        ("key that is not packed", Box::new(|l: &str| with_pk(l, "09")), "pk:"),
+        (
+            "bad literal",
+            Box::new(|l: &str| {
+                let mut v: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(l).expect("json");
+                v.insert("val".into(), "'unterminated".into());
+                serde_json::to_string(&v).expect("json")
+            }),
+            "literal",
+        ),
+    ];
+    for (what, spoil, reason) in cases {
+        let mut lines = good.clone();
+        lines[2] = spoil(&lines[2]);
+        let file = tmp.path().join("bad.jsonl");
+        std::fs::write(&file, lines.join("\n") + "\n").expect("write");
+        let out = edge(&["changes", "import", "--data-dir", s(&b), s(&file)]);
+        assert!(!out.status.success(), "{what}: accepted");
+        let message = text(&out);
+        assert!(message.contains("line 3"), "{what}: {message}");
+        assert!(message.contains(reason), "{what}: {message}");
+        assert_eq!(rows(&b, "properties"), properties_before, "{what}: something was applied");
+    }
+
+    let out = edge(&["changes", "import", "--data-dir", s(&b), s(&tmp.path().join("none"))]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("none"), "{}", text(&out));
+    let out = edge(&["changes", "export", "--data-dir", s(&tmp.path().join("empty"))]);
+    assert!(text(&out).contains("run `stayos-edge init` first"), "{}", text(&out));
+}
+
+#[test]
+fn changes_of_a_newer_schema_are_held_not_refused() {
+    let (tmp, a, b) = two_nodes();
+    let out = edge(&["changes", "export", "--data-dir", s(&a)]);
+    let line =
+        String::from_utf8(out.stdout).expect("utf-8").lines().next().expect("line").to_string();
+    let newer = line
+        .replacen(r#""table":""#, r#""table":"minibar_"#, 1)
+        .replace(r#""schema_version":1"#, r#""schema_version":99"#);
+    assert!(newer.contains("99"), "{newer}");
+    let file = tmp.path().join("newer.jsonl");
+    std::fs::write(&file, format!("{line}\n{newer}\n")).expect("write");
+    let out = edge(&["changes", "import", "--data-dir", s(&b), s(&file)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("1 held for a newer schema"), "{}", text(&out));
+    let conn = Connection::open(b.join(edge_node::db::DB_FILE)).expect("open");
+    let held: i64 =
+        conn.query_row("SELECT count(*) FROM crdt_held", [], |r| r.get(0)).expect("held");
+    assert_eq!(held, 1);
+}
