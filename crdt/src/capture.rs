@@ -476,6 +476,16 @@ impl TableShape {
         self.pks.iter().map(|(n, _)| format!("{prefix}{}", ident(n))).collect::<Vec<_>>().join(", ")
     }
 
+    /// `a.k1 = ?1 AND a.k2 = ?2 …`: the key columns bound to the first parameters.
+    pub fn key_params(&self, a: &str) -> String {
+        self.pks
+            .iter()
+            .enumerate()
+            .map(|(i, (p, _))| format!("{a}{} = ?{}", ident(p), i + 1))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
     /// `a.k1 = b.k1 AND …` over the key columns.
     pub fn key_match(&self, a: &str, b: &str) -> String {
         self.pks

@@ -70,13 +70,7 @@ impl Table {
         use crate::capture::ident;
         let s = &self.shape;
         let cols: String = s.others.iter().map(|c| format!(", r.{}", ident(c))).collect();
-        let cond = s
-            .pks
-            .iter()
-            .enumerate()
-            .map(|(i, (p, _))| format!("c.{} = ?{}", ident(p), i + 1))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let cond = s.key_params("c.");
         format!(
             "SELECT c.clock, r.{} IS NOT NULL{cols} FROM {} c LEFT JOIN {} r ON {} WHERE {cond}",
             ident(&s.pks[0].0),

@@ -523,13 +523,7 @@ fn write_row(
 ) -> Result<(), CrdtError> {
     let s = &table.shape;
     let t = ident(&s.name);
-    let key_cond = s
-        .pks
-        .iter()
-        .enumerate()
-        .map(|(i, (p, _))| format!("{} = ?{}", ident(p), i + 1))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let key_cond = s.key_params("");
     let keys = || key.iter().map(Value::to_sql);
     let mut exists = existed;
     if exists && (!alive || writes.reset) {
