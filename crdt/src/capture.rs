@@ -13,7 +13,6 @@
 //! The records follow cr-sqlite 0.16 (see the crate documentation for the exact behaviour);
 //! the test suite compares them with the real cr-sqlite over random write sequences.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -56,7 +55,7 @@ pub(crate) struct State {
     /// The next `seq` in the open transaction.
     seq: i64,
     /// Rows the open transaction touched and `flush` has not logged yet.
-    hints: HashSet<(u32, Vec<u8>)>,
+    hints: Vec<(u32, Vec<u8>)>,
     /// How many parts of the open transaction's log entry are written.
     log_parts: i64,
 }
@@ -77,7 +76,7 @@ impl State {
     }
 
     pub(crate) fn note(&mut self, table: u32, pk: Vec<u8>) {
-        self.hints.insert((table, pk));
+        self.hints.push((table, pk));
     }
 
     fn reset(&mut self) {
@@ -263,7 +262,7 @@ impl Replica {
             committed,
             pending: None,
             seq: 0,
-            hints: HashSet::new(),
+            hints: Vec::new(),
             log_parts: 0,
         }));
 
@@ -337,7 +336,9 @@ impl Replica {
             if state.hints.is_empty() {
                 return Ok(());
             }
-            let rows: Vec<(u32, Vec<u8>)> = state.hints.drain().collect();
+            let mut rows = std::mem::take(&mut state.hints);
+            rows.sort_unstable();
+            rows.dedup();
             let version = state.db_version();
             state.log_parts += 1;
             (version, state.log_parts - 1, rows)

@@ -202,13 +202,9 @@ pub fn edge_binary() -> anyhow::Result<PathBuf> {
     .context("building the edge binary")
 }
 
-/// Runs SQL statements (one per line, no newlines inside) in the real cr-sqlite 0.16, as
-/// WebAssembly under Node (`tests/crsqlite/peer.mjs`), and returns each statement's rows, or
-/// its error message. Installs the npm package on first use if `tests/run.sh` has not.
-pub fn crsqlite(
-    statements: &[String],
-) -> anyhow::Result<Vec<Result<Vec<Vec<serde_json::Value>>, String>>> {
-    use std::io::Write as _;
+/// The directory of the cr-sqlite reference peer, its npm package installed (on first use,
+/// if `tests/run.sh` has not).
+fn crsqlite_dir() -> anyhow::Result<PathBuf> {
     static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crsqlite");
     INSTALLED
@@ -229,12 +225,37 @@ pub fn crsqlite(
         })
         .clone()
         .map_err(anyhow::Error::msg)?;
-    let mut child = std::process::Command::new("node")
+    Ok(dir)
+}
+
+/// Starts a reference peer process: `tests/crsqlite/peer.mjs` under Node, stdin and stdout
+/// piped, stderr shown.
+fn spawn_crsqlite() -> anyhow::Result<std::process::Child> {
+    let dir = crsqlite_dir()?;
+    std::process::Command::new("node")
         .arg(dir.join("peer.mjs"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .context("node is needed for the cr-sqlite reference peer")?;
+        .context("node is needed for the cr-sqlite reference peer")
+}
+
+/// One answer line of the reference peer: a statement's rows, or its error message.
+fn crsqlite_answer(line: &str) -> anyhow::Result<Result<Vec<Vec<Value>>, String>> {
+    let v: Value = serde_json::from_str(line)
+        .with_context(|| format!("the reference peer answered {line:?}"))?;
+    Ok(match v.get("ok") {
+        Some(rows) => Ok(serde_json::from_value(rows.clone())?),
+        None => Err(v["error"].as_str().unwrap_or("unknown error").to_string()),
+    })
+}
+
+/// Runs SQL statements (one per line, no newlines inside) in the real cr-sqlite 0.16, as
+/// WebAssembly under Node (`tests/crsqlite/peer.mjs`), and returns each statement's rows, or
+/// its error message. Installs the npm package on first use if `tests/run.sh` has not.
+pub fn crsqlite(statements: &[String]) -> anyhow::Result<Vec<Result<Vec<Vec<Value>>, String>>> {
+    use std::io::Write as _;
+    let mut child = spawn_crsqlite()?;
     let mut input = statements.join("\n");
     input.push('\n');
     child.stdin.take().context("stdin")?.write_all(input.as_bytes())?;
@@ -244,14 +265,60 @@ pub fn crsqlite(
         "the reference peer failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)?
-        .lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line)?;
-            Ok(match v.get("ok") {
-                Some(rows) => Ok(serde_json::from_value(rows.clone())?),
-                None => Err(v["error"].as_str().unwrap_or("unknown error").to_string()),
-            })
-        })
-        .collect()
+    String::from_utf8(out.stdout)?.lines().map(crsqlite_answer).collect()
+}
+
+/// A long-lived cr-sqlite 0.16 database (the reference peer, one Node process): statements
+/// run one at a time, each answered before the next is sent, so a test can interleave it
+/// with other databases over many rounds. Its site id is random and fixed for its life; the
+/// in-memory database goes away when this is dropped. Several peers are several values.
+pub struct CrSqlite {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl CrSqlite {
+    /// Starts a fresh, empty database.
+    pub fn spawn() -> anyhow::Result<CrSqlite> {
+        let mut child = spawn_crsqlite()?;
+        let stdin = child.stdin.take().context("stdin")?;
+        let stdout = std::io::BufReader::new(child.stdout.take().context("stdout")?);
+        Ok(CrSqlite { child, stdin, stdout })
+    }
+
+    /// Runs one SQL text (it may hold several statements separated by `;`, but no newline)
+    /// and returns the rows it produced, each an array of column values, or SQLite's error
+    /// message. Panics if the peer process itself fails: that is a broken harness, not an
+    /// answer.
+    pub fn exec(&mut self, sql: &str) -> Result<Vec<Vec<Value>>, String> {
+        use std::io::{BufRead as _, Write as _};
+        assert!(!sql.contains(['\n', '\r']), "one line per statement: {sql:?}");
+        assert!(!sql.trim().is_empty(), "an empty statement gets no answer");
+        let sent = writeln!(self.stdin, "{sql}").and_then(|()| self.stdin.flush());
+        let mut line = String::new();
+        let read = sent.and_then(|()| self.stdout.read_line(&mut line));
+        match read {
+            Ok(n) if n > 0 => crsqlite_answer(&line).unwrap_or_else(|e| panic!("{e:#}")),
+            outcome => {
+                let status = self.child.try_wait();
+                panic!(
+                    "the reference peer stopped answering ({outcome:?}, exit {status:?}) at {sql}"
+                )
+            }
+        }
+    }
+
+    /// Like [`CrSqlite::exec`], panicking with the statement and the message on an error.
+    pub fn run(&mut self, sql: &str) -> Vec<Vec<Value>> {
+        self.exec(sql).unwrap_or_else(|e| panic!("cr-sqlite refused {sql}: {e}"))
+    }
+}
+
+impl Drop for CrSqlite {
+    fn drop(&mut self) {
+        // Closing its input ends the peer; killing it covers a peer stuck in a statement.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

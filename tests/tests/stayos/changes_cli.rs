@@ -92,6 +92,9 @@ fn a_property_carried_on_a_file_arrives_whole_and_twice_changes_nothing() {
     assert!(out.stdout.is_empty());
 }
 
+/// Turns a good line into a bad one.
+type Spoil = Box<dyn Fn(&str) -> String>;
+
 #[test]
 fn a_bad_line_is_named_and_nothing_of_the_file_is_applied() {
     let (tmp, a, b) = two_nodes();
@@ -101,7 +104,7 @@ fn a_bad_line_is_named_and_nothing_of_the_file_is_applied() {
         String::from_utf8(out.stdout).expect("utf-8").lines().map(String::from).collect();
     let properties_before = rows(&b, "properties");
 
-    let cases: [(&str, Box<dyn Fn(&str) -> String>, &str); 6] = [
+    let cases: [(&str, Spoil, &str); 6] = [
         ("truncated JSON", Box::new(|l: &str| l[..l.len() / 2].to_string()), "not a change"),
         (
             "unknown table",
