@@ -58,6 +58,10 @@ pub(crate) struct State {
     hints: Vec<(u32, Vec<u8>)>,
     /// How many parts of the open transaction's log entry are written.
     log_parts: i64,
+    /// The last `crdt_ins` for a row without a clock: its table, key and first `seq`. If the
+    /// insert turns out to conflict, the next call is for the same row with its clock, and
+    /// it reuses those stamps, so `seq` has no gaps.
+    provisional: Option<(u32, Vec<u8>, i64)>,
 }
 
 impl State {
@@ -84,6 +88,7 @@ impl State {
         self.seq = 0;
         self.hints.clear();
         self.log_parts = 0;
+        self.provisional = None;
     }
 }
 
@@ -264,6 +269,7 @@ impl Replica {
             seq: 0,
             hints: Vec::new(),
             log_parts: 0,
+            provisional: None,
         }));
 
         let capturing = Arc::new(AtomicBool::new(true));
@@ -278,19 +284,31 @@ impl Replica {
             conn.create_scalar_function(name, -1, FunctionFlags::SQLITE_UTF8, move |ctx| {
                 let table: u32 = ctx.get(0)?;
                 let columns = usize::try_from(ctx.get::<i64>(1)?).unwrap_or(0);
+                let fresh = ctx.get_raw(2) == ValueRef::Null;
                 let clock = clock_arg(ctx, 2)?;
                 let mut state = lock(&s);
-                let (clock, key_from) = match op {
-                    0 => (inserted(&mut state, clock, columns), 3),
-                    1 => (deleted(&mut state, clock), 3),
+                let provisional = state.provisional.take();
+                let (clock, key) = match op {
+                    0 => {
+                        let key = key_arg(ctx, 3)?;
+                        match provisional {
+                            Some((t, k, seq)) if !fresh && t == table && k == key => {
+                                state.seq = seq
+                            }
+                            _ if fresh => state.provisional = Some((table, key.clone(), state.seq)),
+                            _ => {}
+                        }
+                        (inserted(&mut state, clock, columns), key)
+                    }
+                    1 => (deleted(&mut state, clock), key_arg(ctx, 3)?),
                     _ => {
                         let n = columns.div_ceil(MASK_BITS);
                         let masks: Vec<i64> =
                             (3..3 + n).map(|i| ctx.get(i)).collect::<Result<_, _>>()?;
-                        (updated(&mut state, clock, columns, &masks), 3 + n)
+                        (updated(&mut state, clock, columns, &masks), key_arg(ctx, 3 + n)?)
                     }
                 };
-                state.note(table, key_arg(ctx, key_from)?);
+                state.note(table, key);
                 Ok(clock.encode())
             })?;
         }
@@ -570,7 +588,19 @@ fn triggers(s: &TableShape, ordinal: u32) -> String {
         )
     };
     [
-        trigger("insert", "INSERT", "", &upsert("NEW", "crdt_ins", "")),
+        // The insert is optimistic: a new row's clock needs no lookup. When the key has a
+        // clock already (a re-insert), the upsert calls crdt_ins again with it; that second
+        // call takes back the stamps of the first (see `State::provisional`).
+        trigger(
+            "insert",
+            "INSERT",
+            "",
+            &format!(
+                "INSERT INTO {clock_t} ({keys}, clock) VALUES ({new}, crdt_ins({ordinal}, {n}, NULL, {new})) \
+                 ON CONFLICT ({keys}) DO UPDATE SET clock = crdt_ins({ordinal}, {n}, clock, {new});\n",
+                new = s.key_list("NEW."),
+            ),
+        ),
         trigger("delete", "DELETE", "", &upsert("OLD", "crdt_del", "")),
         // A key change is a delete of the old key and an insert of the new one.
         trigger(
