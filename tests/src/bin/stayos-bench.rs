@@ -5,6 +5,13 @@
 //! from `/health` (HTTPS, the default), resident memory of an idle node, login latency with
 //! argon2id (known account, wrong password, unknown e-mail), what throttling does to a
 //! 1,000-attempt brute force, and authenticated `GET /auth/me` throughput with `wrk`.
+//!
+//! `cargo run --release -p tests --bin stayos-bench -- crdt` measures the `crdt` crate against
+//! its bars (write overhead of replicated tables, merge rate, rate of reading changes out) and
+//! runs the same workload in the real cr-sqlite 0.16 as WebAssembly under Node
+//! (`tests/crsqlite/bench.mjs`). Options: `--rows N`, `--updates N`, `--reps N` (ours),
+//! `--wasm-reps N`, `--no-wasm`, `--only file|memory`, `--pragma name=value` (for the file
+//! databases; repeatable).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,7 +28,8 @@ fn main() -> anyhow::Result<()> {
     let which = std::env::args().nth(1).unwrap_or_else(|| "foundation".into());
     match which.as_str() {
         "foundation" => foundation(),
-        other => bail!("unknown benchmark {other:?}; known: foundation"),
+        "crdt" => crdt_bench::run(std::env::args().skip(2).collect()),
+        other => bail!("unknown benchmark {other:?}; known: foundation, crdt"),
     }
 }
 
@@ -232,4 +240,675 @@ async fn wait_healthy(client: &reqwest::Client, base: &str) -> anyhow::Result<()
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     bail!("node at {base} did not become healthy")
+}
+
+/// `stayos-bench crdt`: the `crdt` crate against its bars, and the real cr-sqlite 0.16
+/// (WebAssembly, `tests/crsqlite/bench.mjs`) on the same workload.
+///
+/// The workload: a table of 8 columns (`id TEXT PRIMARY KEY NOT NULL` holding UUID-shaped
+/// text, then integers, text and reals), 100,000 rows whose values both sides compute with the
+/// same formulas (`row`).
+///
+/// - Inserts, in transactions of 1,000 rows, into a plain table and into a replicated one:
+///   row by row (a prepared `INSERT ... VALUES`, as the edge node's write path does), and, in
+///   memory, staged (`INSERT ... SELECT` from an attached staging database, one statement per
+///   transaction), which is how the cr-sqlite side runs, so that JavaScript's per-call cost is
+///   not counted.
+/// - 10,000 single-row update transactions (two columns each) on the plain and on the
+///   replicated table.
+/// - Reading every change out (`for_each_change_since(0)`; in cr-sqlite, a query over every
+///   column of `crsql_changes`), and collecting them (`changes_since(0)`).
+/// - Merging all of replica A's changes into an empty replica B, 10,000 changes per
+///   transaction; then three columns of every row of A change in one transaction, and those
+///   changes are merged into B, which has the rows already. B must end with A's rows.
+///
+/// Ours runs on a file database (WAL, `synchronous=NORMAL`, as the edge node opens its own)
+/// and in memory; cr-sqlite's WebAssembly build has no file system in Node, so it runs in
+/// memory only. Each measurement is the median of the repetitions.
+mod crdt_bench {
+    use std::collections::BTreeMap;
+    use std::hint::black_box;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::time::Instant;
+
+    use anyhow::{Context as _, bail, ensure};
+    use crdt::{Change, Replica};
+    use rusqlite::{Connection, params};
+
+    const DDL: &str = "CREATE TABLE bookings (
+        id TEXT PRIMARY KEY NOT NULL, room INTEGER, guest TEXT, rate REAL, nights INTEGER,
+        status TEXT, balance REAL, updated_at INTEGER)";
+    const COLUMNS: &str = "id, room, guest, rate, nights, status, balance, updated_at";
+    const STATUSES: [&str; 4] = ["booked", "checked_in", "checked_out", "cancelled"];
+    const INSERT_BATCH: u32 = 1_000;
+    const MERGE_BATCH: usize = 10_000;
+    /// The rows of a replica, in a form cr-sqlite's side prints the same way.
+    const FINGERPRINT: &str = "SELECT printf('%d rows, room %d, nights %d, updated_at %d, \
+        rate %.2f, balance %.2f, guest %d, status %d/%d, ids %s..%s', count(*), sum(room), \
+        sum(nights), sum(updated_at), total(rate), total(balance), sum(length(guest)), \
+        sum(length(status)), sum(unicode(status)), min(id), max(id)) FROM bookings";
+
+    struct Options {
+        rows: u32,
+        updates: u32,
+        reps: usize,
+        wasm_reps: usize,
+        stores: Vec<Store>,
+        /// Extra `PRAGMA`s (`name=value`) for every file database, to try other settings.
+        pragmas: Vec<(String, String)>,
+    }
+
+    fn options(args: Vec<String>) -> anyhow::Result<Options> {
+        let mut o = Options {
+            rows: 100_000,
+            updates: 10_000,
+            reps: 3,
+            wasm_reps: 1,
+            stores: vec![Store::File, Store::Memory],
+            pragmas: Vec::new(),
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--rows" => o.rows = value()?.parse()?,
+                "--updates" => o.updates = value()?.parse()?,
+                "--reps" => o.reps = value()?.parse()?,
+                "--wasm-reps" => o.wasm_reps = value()?.parse()?,
+                "--no-wasm" => o.wasm_reps = 0,
+                "--pragma" => {
+                    let v = value()?;
+                    let (name, value) = v.split_once('=').context("--pragma name=value")?;
+                    o.pragmas.push((name.into(), value.into()));
+                }
+                "--only" => {
+                    o.stores = match value()?.as_str() {
+                        "file" => vec![Store::File],
+                        "memory" => vec![Store::Memory],
+                        other => bail!("--only file|memory, not {other:?}"),
+                    }
+                }
+                other => bail!("unknown option {other:?}"),
+            }
+        }
+        ensure!(o.updates <= o.rows, "--updates cannot exceed --rows");
+        Ok(o)
+    }
+
+    /// murmur3's 32-bit finaliser: a bijection, so distinct inputs give distinct outputs.
+    fn hash(mut x: u32) -> u32 {
+        x ^= x >> 16;
+        x = x.wrapping_mul(0x85eb_ca6b);
+        x ^= x >> 13;
+        x = x.wrapping_mul(0xc2b2_ae35);
+        x ^ (x >> 16)
+    }
+
+    struct Row {
+        id: String,
+        room: i64,
+        guest: String,
+        rate: f64,
+        nights: i64,
+        status: &'static str,
+        balance: f64,
+        updated_at: i64,
+    }
+
+    /// Row `i` of the workload; `row()` in bench.mjs is the same. No real is a whole number,
+    /// so JavaScript binds them as reals.
+    fn row(i: u32) -> Row {
+        let [a, b, c, d] = [0, 1, 2, 3].map(|k| hash(4 * i + k));
+        let n = i64::from(i);
+        Row {
+            id: format!(
+                "{a:08x}-{:04x}-{:04x}-{:04x}-{:04x}{d:08x}",
+                b >> 16,
+                b & 0xffff,
+                c >> 16,
+                c & 0xffff
+            ),
+            room: 100 + n % 400,
+            guest: format!("guest-{}", b % 100_000),
+            rate: 80.25 + (n % 200) as f64 * 0.5,
+            nights: 1 + n % 14,
+            status: STATUSES[(i % 4) as usize],
+            balance: (n % 1000) as f64 * 1.5 + 0.25,
+            updated_at: 1_700_000_000 + n,
+        }
+    }
+
+    /// The row the k-th single-row update transaction changes: 7919 is prime, so no row is
+    /// updated twice (for row counts it does not divide).
+    fn update_row(k: u32, rows: u32) -> u32 {
+        u32::try_from(u64::from(k) * 7919 % u64::from(rows)).expect("below rows")
+    }
+
+    #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+    enum Store {
+        File,
+        Memory,
+    }
+
+    /// Where a measurement was taken: a column of the table printed at the end.
+    #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+    enum Side {
+        Ours(Store),
+        /// The cr-sqlite build the npm package ships (as peer.mjs loads it).
+        Wasm,
+        /// The synchronous build of the same cr-sqlite, without Asyncify.
+        WasmSync,
+    }
+
+    #[derive(Default)]
+    struct Results {
+        /// (side, step) → seconds of each repetition, and the number of rows or changes.
+        secs: BTreeMap<(Side, String), Vec<f64>>,
+        count: BTreeMap<(Side, String), u64>,
+        fingerprints: Vec<(String, String)>,
+    }
+
+    impl Results {
+        fn add(&mut self, side: Side, step: &str, secs: f64, count: u64) {
+            self.secs.entry((side, step.to_string())).or_default().push(secs);
+            self.count.insert((side, step.to_string()), count);
+        }
+
+        fn median(&self, side: Side, step: &str) -> Option<f64> {
+            let mut v = self.secs.get(&(side, step.to_string()))?.clone();
+            v.sort_by(f64::total_cmp);
+            let mid = v.len() / 2;
+            Some(if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 })
+        }
+
+        /// Seconds per row or change.
+        fn per_item(&self, side: Side, step: &str) -> Option<f64> {
+            let count = *self.count.get(&(side, step.to_string()))?;
+            Some(self.median(side, step)? / count as f64)
+        }
+    }
+
+    fn timed<T>(
+        results: &mut Results,
+        side: Side,
+        step: &str,
+        count: u64,
+        f: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let started = Instant::now();
+        let out = f()?;
+        results.add(side, step, started.elapsed().as_secs_f64(), count);
+        Ok(out)
+    }
+
+    fn open(
+        o: &Options,
+        store: Store,
+        dir: &Path,
+        name: &str,
+        stage: &Path,
+    ) -> anyhow::Result<Connection> {
+        let conn = match store {
+            Store::File => {
+                let conn = Connection::open(dir.join(format!("{name}.db")))?;
+                // As the edge node opens its writer (edge-node/src/db/mod.rs).
+                conn.pragma_update(None, "journal_mode", "WAL")?;
+                conn.pragma_update(None, "synchronous", "NORMAL")?;
+                conn.pragma_update(None, "temp_store", "MEMORY")?;
+                for (name, value) in &o.pragmas {
+                    conn.pragma_update(None, name, value)?;
+                }
+                conn
+            }
+            Store::Memory => Connection::open_in_memory()?,
+        };
+        conn.set_prepared_statement_cache_capacity(256);
+        conn.execute("ATTACH ?1 AS s", [stage.to_str().context("stage path")?])?;
+        Ok(conn)
+    }
+
+    /// Creates the table; replicated if `replicated`.
+    fn setup(conn: &Connection, replicated: bool) -> anyhow::Result<Option<Replica>> {
+        if !replicated {
+            conn.execute_batch(DDL)?;
+            return Ok(None);
+        }
+        let replica = Replica::install(conn)?;
+        conn.execute_batch(DDL)?;
+        replica.make_replicated(conn, "bookings")?;
+        Ok(Some(replica))
+    }
+
+    /// One write transaction, flushed before `COMMIT` as the write path does.
+    fn tx(
+        conn: &Connection,
+        replica: Option<&Replica>,
+        f: impl FnOnce() -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        conn.prepare_cached("BEGIN")?.execute([])?;
+        f()?;
+        if let Some(replica) = replica {
+            replica.flush(conn)?;
+        }
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(())
+    }
+
+    fn insert_rows(conn: &Connection, replica: Option<&Replica>, rows: u32) -> anyhow::Result<()> {
+        for start in (0..rows).step_by(INSERT_BATCH as usize) {
+            tx(conn, replica, || {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "INSERT INTO bookings ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                ))?;
+                for i in start..rows.min(start + INSERT_BATCH) {
+                    execute_row(&mut stmt, &row(i))?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    fn insert_staged(
+        conn: &Connection,
+        replica: Option<&Replica>,
+        rows: u32,
+    ) -> anyhow::Result<()> {
+        for start in (0..rows).step_by(INSERT_BATCH as usize) {
+            tx(conn, replica, || {
+                conn.prepare_cached(&format!(
+                    "INSERT INTO bookings ({COLUMNS}) SELECT {COLUMNS} FROM s.src \
+                     WHERE rowid > ?1 AND rowid <= ?2"
+                ))?
+                .execute([start, rows.min(start + INSERT_BATCH)])?;
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    fn update_txs(
+        conn: &Connection,
+        replica: Option<&Replica>,
+        rows: u32,
+        updates: u32,
+    ) -> anyhow::Result<()> {
+        for k in 0..updates {
+            let i = update_row(k, rows);
+            let r = row(i);
+            tx(conn, replica, || {
+                let changed = conn
+                    .prepare_cached("UPDATE bookings SET status = ?1, balance = ?2 WHERE id = ?3")?
+                    .execute(params![STATUSES[((i + 1) % 4) as usize], r.balance + 1000.0, r.id])?;
+                ensure!(changed == 1, "update {k} changed {changed} rows");
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    fn merge(conn: &Connection, replica: &Replica, changes: &[Change]) -> anyhow::Result<()> {
+        for batch in changes.chunks(MERGE_BATCH) {
+            conn.prepare_cached("BEGIN")?.execute([])?;
+            let report = replica.merge_changes(conn, batch, |_| None)?;
+            ensure!(report.applied == batch.len(), "merge applied only {report:?}");
+            conn.prepare_cached("COMMIT")?.execute([])?;
+        }
+        Ok(())
+    }
+
+    fn fingerprint(conn: &Connection) -> anyhow::Result<String> {
+        Ok(conn.query_row(FINGERPRINT, [], |r| r.get(0))?)
+    }
+
+    /// One repetition of our side in `store`.
+    fn ours(o: &Options, store: Store, stage: &Path, results: &mut Results) -> anyhow::Result<()> {
+        let side = Side::Ours(store);
+        let dir = tempfile::tempdir()?;
+        let (rows, n) = (o.rows, u64::from(o.rows));
+        let db = |name: &str| open(o, store, dir.path(), name, stage);
+
+        let plain = db("plain")?;
+        setup(&plain, false)?;
+        let a = db("a")?;
+        let ra = setup(&a, true)?.context("replica")?;
+        timed(results, side, "insert_plain_rows", n, || insert_rows(&plain, None, rows))?;
+        timed(results, side, "insert_crr_rows", n, || insert_rows(&a, Some(&ra), rows))?;
+        // Staged inserts are for the comparison with cr-sqlite, which runs in memory only.
+        if store == Store::Memory {
+            let plain = db("plain_staged")?;
+            setup(&plain, false)?;
+            let crr = db("crr_staged")?;
+            let replica = setup(&crr, true)?;
+            timed(results, side, "insert_plain", n, || insert_staged(&plain, None, rows))?;
+            timed(results, side, "insert_crr", n, || insert_staged(&crr, replica.as_ref(), rows))?;
+        }
+        let u = u64::from(o.updates);
+        timed(results, side, "update_plain", u, || update_txs(&plain, None, rows, o.updates))?;
+        timed(results, side, "update_crr", u, || update_txs(&a, Some(&ra), rows, o.updates))?;
+        drop(plain);
+
+        // Every row has 7 non-key columns: 7 changes per row.
+        let total = n * 7;
+        let all = timed(results, side, "collect_changes", total, || {
+            Ok(crdt::changes_since(&a, 0, None)?)
+        })?;
+        ensure!(all.len() as u64 == total, "{} changes for {n} rows of 7 columns", all.len());
+        timed(results, side, "read_changes", total, || {
+            let mut seen = 0u64;
+            crdt::for_each_change_since(&a, 0, None, |c| {
+                black_box(&c);
+                seen += 1;
+                Ok(())
+            })?;
+            ensure!(seen == total, "read {seen} of {total} changes");
+            Ok(())
+        })?;
+        let v1 = all.iter().map(|c| c.db_version).max().unwrap_or(0);
+        // Three columns of every row change, in one transaction.
+        tx(&a, Some(&ra), || {
+            a.execute_batch(
+                "UPDATE bookings SET guest = guest || ' (vip)', balance = balance + 1, \
+                 updated_at = updated_at + 1",
+            )?;
+            Ok(())
+        })?;
+        let updates = crdt::changes_since(&a, v1, None)?;
+        ensure!(updates.len() as u64 == n * 3, "{} update changes", updates.len());
+
+        let b = db("b")?;
+        let rb = setup(&b, true)?.context("replica")?;
+        timed(results, side, "merge_new_rows", total, || merge(&b, &rb, &all))?;
+        let count = updates.len() as u64;
+        timed(results, side, "merge_updates", count, || merge(&b, &rb, &updates))?;
+        let (source, merged) = (fingerprint(&a)?, fingerprint(&b)?);
+        ensure!(source == merged, "B does not have A's rows:\n A {source}\n B {merged}");
+        results.fingerprints.push((format!("{side:?}"), source));
+        Ok(())
+    }
+
+    /// Runs an 8-parameter insert of `r` in column order.
+    fn execute_row(stmt: &mut rusqlite::Statement<'_>, r: &Row) -> rusqlite::Result<usize> {
+        stmt.execute(params![
+            r.id,
+            r.room,
+            r.guest,
+            r.rate,
+            r.nights,
+            r.status,
+            r.balance,
+            r.updated_at
+        ])
+    }
+
+    /// The rows to insert, in a database every benchmark database attaches as `s`.
+    fn stage(dir: &Path, rows: u32) -> anyhow::Result<PathBuf> {
+        let path = dir.join("stage.db");
+        let conn = Connection::open(&path)?;
+        conn.execute_batch(&format!("CREATE TABLE src ({COLUMNS}); BEGIN"))?;
+        {
+            let mut stmt =
+                conn.prepare(&format!("INSERT INTO src VALUES ({})", ["?"; 8].join(", ")))?;
+            for i in 0..rows {
+                execute_row(&mut stmt, &row(i))?;
+            }
+        }
+        conn.execute_batch("COMMIT")?;
+        Ok(path)
+    }
+
+    /// Runs tests/crsqlite/bench.mjs with `build` and records its measurements.
+    fn wasm(o: &Options, side: Side, build: &str, results: &mut Results) -> anyhow::Result<()> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crsqlite");
+        if !dir.join("node_modules/@vlcn.io/crsqlite-wasm").exists() {
+            // Installs the npm package, as the interoperability tests do.
+            tests::crsqlite(&["SELECT 1".to_string()])?;
+        }
+        let out = Command::new("node")
+            .arg(dir.join("bench.mjs"))
+            .args(["--build", build, "--rows", &o.rows.to_string()])
+            .args(["--updates", &o.updates.to_string(), "--reps", &o.wasm_reps.to_string()])
+            .output()
+            .context("node is needed for the cr-sqlite side")?;
+        ensure!(
+            out.status.success(),
+            "bench.mjs --build {build} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8(out.stdout)?.lines() {
+            let v: serde_json::Value = serde_json::from_str(line)?;
+            if let Some(f) = v.get("fingerprint") {
+                let (source, merged) = (&f["source"], &f["merged"]);
+                ensure!(source == merged, "cr-sqlite's B does not have A's rows: {f}");
+                results
+                    .fingerprints
+                    .push((format!("{side:?}"), source.as_str().unwrap_or_default().into()));
+                continue;
+            }
+            let step = v["step"].as_str().context("step")?;
+            let secs = v["secs"].as_f64().context("secs")?;
+            let count = v["count"].as_u64().context("count")?;
+            results.add(side, step, secs, count);
+        }
+        Ok(())
+    }
+
+    /// The 1, 5 and 15 minute load averages: other work on the machine skews the numbers.
+    fn loadavg() -> String {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "?".into())
+    }
+
+    fn command_line(program: &str, args: &[&str]) -> String {
+        Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|| "?".into())
+    }
+
+    pub fn run(args: Vec<String>) -> anyhow::Result<()> {
+        let o = options(args)?;
+        let started = Instant::now();
+        let load_before = loadavg();
+        // The code measured: the commit, and whether crdt/ differs from it. `cargo run` builds
+        // from this tree just before.
+        let git = format!(
+            "{}{}",
+            command_line("git", &["describe", "--always"]),
+            match command_line("git", &["status", "--porcelain", "--", "crdt"]).as_str() {
+                "" => ", crdt/ unmodified",
+                _ => ", crdt/ modified",
+            }
+        );
+        let tmp = tempfile::tempdir()?;
+        let stage = stage(tmp.path(), o.rows)?;
+        let mut results = Results::default();
+        for rep in 0..o.reps {
+            for &store in &o.stores {
+                eprintln!("ours, {store:?}, repetition {}", rep + 1);
+                ours(&o, store, &stage, &mut results)?;
+            }
+        }
+        if o.wasm_reps > 0 {
+            for (side, build) in [(Side::Wasm, "crsqlite"), (Side::WasmSync, "crsqlite-sync")] {
+                eprintln!("cr-sqlite, {build}, {} repetition(s)", o.wasm_reps);
+                wasm(&o, side, build, &mut results)?;
+            }
+        }
+        let fingerprints: std::collections::BTreeSet<&str> =
+            results.fingerprints.iter().map(|(_, f)| f.as_str()).collect();
+        ensure!(
+            fingerprints.len() == 1,
+            "the sides disagree on the rows: {:#?}",
+            results.fingerprints
+        );
+
+        println!("## stayos-bench crdt\n");
+        println!(
+            "{} rows of 8 columns; inserts in transactions of {INSERT_BATCH} rows; {} single-row \
+             update transactions; merges in transactions of {MERGE_BATCH} changes. Ours: {} \
+             repetition(s) per store, SQLite {}, git {}. cr-sqlite 0.16 wasm (in memory): {} \
+             repetition(s) per build, node {}. Medians. Total {:.0} s. Load average before: \
+             {load_before}, after: {}.\n",
+            o.rows,
+            o.updates,
+            o.reps,
+            rusqlite::version(),
+            git,
+            o.wasm_reps,
+            command_line("node", &["--version"]),
+            started.elapsed().as_secs_f64(),
+            loadavg(),
+        );
+        println!("Every replica ended with the same rows: {}\n", results.fingerprints[0].1);
+        table(&o, &results);
+        Ok(())
+    }
+
+    enum Line {
+        /// Median seconds of a step.
+        Time(&'static str),
+        /// Items per second of a step.
+        Rate(&'static str),
+        /// Ratio of two steps' medians.
+        Ratio(&'static str, &'static str),
+        /// Ratio of two steps' medians, each less a third (the JavaScript call floor).
+        NetRatio(&'static str, &'static str, &'static str),
+    }
+
+    fn table(o: &Options, r: &Results) {
+        let sides: Vec<(Side, &str)> = o
+            .stores
+            .iter()
+            .map(|&s| {
+                (Side::Ours(s), if s == Store::File { "ours, file (WAL)" } else { "ours, memory" })
+            })
+            .chain(
+                (o.wasm_reps > 0)
+                    .then_some([
+                        (Side::Wasm, "cr-sqlite wasm"),
+                        (Side::WasmSync, "cr-sqlite wasm, sync build"),
+                    ])
+                    .into_iter()
+                    .flatten(),
+            )
+            .collect();
+        let k = |n: u32| thousands(f64::from(n));
+        let (rows, updates) = (k(o.rows), k(o.updates));
+        let lines: Vec<(String, &str, Line)> = vec![
+            (format!("insert {rows} rows, plain, row by row"), "", Line::Time("insert_plain_rows")),
+            (
+                format!("insert {rows} rows, replicated, row by row"),
+                "",
+                Line::Time("insert_crr_rows"),
+            ),
+            (
+                "→ replicated ÷ plain, row by row".into(),
+                "≤ 1.5",
+                Line::Ratio("insert_crr_rows", "insert_plain_rows"),
+            ),
+            (format!("insert {rows} rows, plain, staged"), "", Line::Time("insert_plain")),
+            (format!("insert {rows} rows, replicated, staged"), "", Line::Time("insert_crr")),
+            (
+                "→ replicated ÷ plain, staged".into(),
+                "≤ 1.5",
+                Line::Ratio("insert_crr", "insert_plain"),
+            ),
+            (format!("{updates} single-row update txs, plain"), "", Line::Time("update_plain")),
+            (format!("{updates} single-row update txs, replicated"), "", Line::Time("update_crr")),
+            ("→ replicated ÷ plain".into(), "≤ 1.3", Line::Ratio("update_crr", "update_plain")),
+            (
+                format!("{updates} txs of a no-op statement (JS call floor)"),
+                "",
+                Line::Time("update_floor"),
+            ),
+            (
+                "→ replicated ÷ plain, less the floor".into(),
+                "",
+                Line::NetRatio("update_crr", "update_plain", "update_floor"),
+            ),
+            ("read every change out, changes/s".into(), "≥ 500,000", Line::Rate("read_changes")),
+            (
+                "collect every change (`changes_since`), changes/s".into(),
+                "",
+                Line::Rate("collect_changes"),
+            ),
+            (
+                "merge into an empty replica, changes/s".into(),
+                "≥ 100,000",
+                Line::Rate("merge_new_rows"),
+            ),
+            (
+                "merge updates of existing rows, changes/s".into(),
+                "≥ 100,000",
+                Line::Rate("merge_updates"),
+            ),
+        ];
+        let wasm: Vec<&(Side, &str)> =
+            sides.iter().filter(|(s, _)| matches!(s, Side::Wasm | Side::WasmSync)).collect();
+        let ours_mem = o.stores.contains(&Store::Memory).then_some(Side::Ours(Store::Memory));
+        print!("| measurement | bar |");
+        for (_, name) in &sides {
+            print!(" {name} |");
+        }
+        for (_, name) in &wasm {
+            if ours_mem.is_some() {
+                print!(" ours memory ÷ {name}, time |");
+            }
+        }
+        println!();
+        println!(
+            "|---|---|{}",
+            "---|".repeat(sides.len() + if ours_mem.is_some() { wasm.len() } else { 0 })
+        );
+        for (label, bar, line) in &lines {
+            print!("| {label} | {bar} |");
+            for &(side, _) in &sides {
+                let cell = match *line {
+                    Line::Time(step) => r.median(side, step).map(|s| format!("{s:.3} s")),
+                    Line::Rate(step) => r.per_item(side, step).map(|s| thousands(1.0 / s) + "/s"),
+                    Line::Ratio(a, b) => r
+                        .median(side, a)
+                        .zip(r.median(side, b))
+                        .map(|(a, b)| format!("{:.2}", a / b)),
+                    Line::NetRatio(a, b, floor) => r
+                        .median(side, a)
+                        .zip(r.median(side, b))
+                        .zip(r.median(side, floor))
+                        .map(|((a, b), f)| format!("{:.2}", (a - f) / (b - f))),
+                };
+                print!(" {} |", cell.unwrap_or_else(|| "—".into()));
+            }
+            if let Some(ours) = ours_mem {
+                for &&(theirs, _) in &wasm {
+                    let cell = match *line {
+                        Line::Time(step) | Line::Rate(step) => r
+                            .per_item(ours, step)
+                            .zip(r.per_item(theirs, step))
+                            .map(|(a, b)| format!("{:.2}", a / b)),
+                        _ => None,
+                    };
+                    print!(" {} |", cell.unwrap_or_else(|| "—".into()));
+                }
+            }
+            println!();
+        }
+    }
+
+    /// `1234567.8` as `1,234,568`.
+    fn thousands(x: f64) -> String {
+        let digits = format!("{:.0}", x);
+        let mut out = String::new();
+        for (i, ch) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(ch);
+        }
+        out
+    }
 }
