@@ -11,7 +11,8 @@
 //! runs the same workload in the real cr-sqlite 0.16 as WebAssembly under Node
 //! (`tests/crsqlite/bench.mjs`). Options: `--rows N`, `--updates N`, `--reps N` (ours),
 //! `--wasm-reps N`, `--no-wasm`, `--only file|memory`, `--pragma name=value` (for the file
-//! databases; repeatable).
+//! databases; repeatable), `--merge-batch N`, `--floors` (instead: what inserts cost with
+//! triggers doing parts of what capture does).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -282,7 +283,6 @@ mod crdt_bench {
     const COLUMNS: &str = "id, room, guest, rate, nights, status, balance, updated_at";
     const STATUSES: [&str; 4] = ["booked", "checked_in", "checked_out", "cancelled"];
     const INSERT_BATCH: u32 = 1_000;
-    const MERGE_BATCH: usize = 10_000;
     /// The rows of a replica, in a form cr-sqlite's side prints the same way.
     const FINGERPRINT: &str = "SELECT printf('%d rows, room %d, nights %d, updated_at %d, \
         rate %.2f, balance %.2f, guest %d, status %d/%d, ids %s..%s', count(*), sum(room), \
@@ -297,6 +297,10 @@ mod crdt_bench {
         stores: Vec<Store>,
         /// Extra `PRAGMA`s (`name=value`) for every file database, to try other settings.
         pragmas: Vec<(String, String)>,
+        /// Measure what inserts cost with capture-like triggers instead (`floors`).
+        floors: bool,
+        /// Changes per merge transaction.
+        merge_batch: usize,
     }
 
     fn options(args: Vec<String>) -> anyhow::Result<Options> {
@@ -307,6 +311,8 @@ mod crdt_bench {
             wasm_reps: 1,
             stores: vec![Store::File, Store::Memory],
             pragmas: Vec::new(),
+            floors: false,
+            merge_batch: 10_000,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -317,6 +323,8 @@ mod crdt_bench {
                 "--reps" => o.reps = value()?.parse()?,
                 "--wasm-reps" => o.wasm_reps = value()?.parse()?,
                 "--no-wasm" => o.wasm_reps = 0,
+                "--floors" => o.floors = true,
+                "--merge-batch" => o.merge_batch = value()?.parse()?,
                 "--pragma" => {
                     let v = value()?;
                     let (name, value) = v.split_once('=').context("--pragma name=value")?;
@@ -548,8 +556,13 @@ mod crdt_bench {
         Ok(())
     }
 
-    fn merge(conn: &Connection, replica: &Replica, changes: &[Change]) -> anyhow::Result<()> {
-        for batch in changes.chunks(MERGE_BATCH) {
+    fn merge(
+        conn: &Connection,
+        replica: &Replica,
+        changes: &[Change],
+        batch: usize,
+    ) -> anyhow::Result<()> {
+        for batch in changes.chunks(batch) {
             conn.prepare_cached("BEGIN")?.execute([])?;
             let report = replica.merge_changes(conn, batch, |_| None)?;
             ensure!(report.applied == batch.len(), "merge applied only {report:?}");
@@ -619,9 +632,9 @@ mod crdt_bench {
 
         let b = db("b")?;
         let rb = setup(&b, true)?.context("replica")?;
-        timed(results, side, "merge_new_rows", total, || merge(&b, &rb, &all))?;
+        timed(results, side, "merge_new_rows", total, || merge(&b, &rb, &all, o.merge_batch))?;
         let count = updates.len() as u64;
-        timed(results, side, "merge_updates", count, || merge(&b, &rb, &updates))?;
+        timed(results, side, "merge_updates", count, || merge(&b, &rb, &updates, o.merge_batch))?;
         let (source, merged) = (fingerprint(&a)?, fingerprint(&b)?);
         ensure!(source == merged, "B does not have A's rows:\n A {source}\n B {merged}");
         results.fingerprints.push((format!("{side:?}"), source));
@@ -669,6 +682,7 @@ mod crdt_bench {
             .arg(dir.join("bench.mjs"))
             .args(["--build", build, "--rows", &o.rows.to_string()])
             .args(["--updates", &o.updates.to_string(), "--reps", &o.wasm_reps.to_string()])
+            .args(["--merge-batch", &o.merge_batch.to_string()])
             .output()
             .context("node is needed for the cr-sqlite side")?;
         ensure!(
@@ -691,6 +705,92 @@ mod crdt_bench {
             let count = v["count"].as_u64().context("count")?;
             results.add(side, step, secs, count);
         }
+        Ok(())
+    }
+
+    /// The row-by-row inserts of the workload into a plain table with triggers that do part of
+    /// what capture does, to show what each part costs by itself: a trigger that writes
+    /// nothing; a trigger that writes a 50-byte blob per row into a side table keyed by the
+    /// primary key (as the clock is); the same keyed by the row's rowid; and the replicated
+    /// table itself. Medians of `--reps`, each against a fresh database.
+    const FLOORS: [(&str, &str); 4] = [
+        ("plain + trigger that writes nothing", "SELECT 1;"),
+        (
+            "plain + trigger writing 50 bytes to a side table keyed by the primary key",
+            "INSERT INTO side VALUES (NEW.id, zeroblob(50));",
+        ),
+        (
+            "plain + trigger writing 50 bytes to a side table keyed by rowid",
+            "INSERT INTO side_by_rowid VALUES (NEW.rowid, zeroblob(50));",
+        ),
+        ("replicated (crdt)", ""),
+    ];
+
+    fn floors(o: &Options, stage: &Path) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let load_before = loadavg();
+        println!("## stayos-bench crdt --floors\n");
+        println!(
+            "{} rows inserted row by row in transactions of {INSERT_BATCH}; medians of {} \
+             repetition(s).\n",
+            o.rows, o.reps
+        );
+        print!("| insert into |");
+        for store in &o.stores {
+            print!(" {store:?}: s | ÷ plain |");
+        }
+        println!("\n|---|{}", "---|---|".repeat(o.stores.len()));
+        let mut medians: BTreeMap<(usize, Store), f64> = BTreeMap::new();
+        let mut clock_bytes = None;
+        for &store in &o.stores {
+            let mut secs: Vec<Vec<f64>> = vec![Vec::new(); FLOORS.len() + 1];
+            for _ in 0..o.reps {
+                for (i, secs) in secs.iter_mut().enumerate() {
+                    let dir = tempfile::tempdir()?;
+                    let conn = open(o, store, dir.path(), "floor", stage)?;
+                    let replica = setup(&conn, i == FLOORS.len())?;
+                    if (1..FLOORS.len()).contains(&i) {
+                        conn.execute_batch(&format!(
+                            "CREATE TABLE side (id TEXT PRIMARY KEY NOT NULL, clock BLOB NOT NULL) \
+                             WITHOUT ROWID;
+                             CREATE TABLE side_by_rowid (id INTEGER PRIMARY KEY, clock BLOB NOT NULL);
+                             CREATE TRIGGER floor AFTER INSERT ON bookings BEGIN {} END",
+                            FLOORS[i - 1].1
+                        ))?;
+                    }
+                    let t = Instant::now();
+                    insert_rows(&conn, replica.as_ref(), o.rows)?;
+                    secs.push(t.elapsed().as_secs_f64());
+                    if replica.is_some() {
+                        clock_bytes = Some(conn.query_row(
+                            "SELECT avg(length(clock)) FROM bookings__crdt_clock",
+                            [],
+                            |r| r.get::<_, f64>(0),
+                        )?);
+                    }
+                }
+            }
+            for (i, mut v) in secs.into_iter().enumerate() {
+                v.sort_by(f64::total_cmp);
+                medians.insert((i, store), v[v.len() / 2]);
+            }
+        }
+        let names = std::iter::once("plain").chain(FLOORS.iter().map(|(name, _)| *name));
+        for (i, name) in names.enumerate() {
+            print!("| {name} |");
+            for &store in &o.stores {
+                let (secs, plain) = (medians[&(i, store)], medians[&(0, store)]);
+                print!(" {secs:.3} | {:.2} |", secs / plain);
+            }
+            println!();
+        }
+        println!(
+            "\nA replicated row's clock blob: {:.1} bytes on average. Total {:.0} s. Load \
+             average before: {load_before}, after: {}.",
+            clock_bytes.unwrap_or_default(),
+            started.elapsed().as_secs_f64(),
+            loadavg()
+        );
         Ok(())
     }
 
@@ -726,6 +826,9 @@ mod crdt_bench {
         );
         let tmp = tempfile::tempdir()?;
         let stage = stage(tmp.path(), o.rows)?;
+        if o.floors {
+            return floors(&o, &stage);
+        }
         let mut results = Results::default();
         for rep in 0..o.reps {
             for &store in &o.stores {
@@ -750,12 +853,13 @@ mod crdt_bench {
         println!("## stayos-bench crdt\n");
         println!(
             "{} rows of 8 columns; inserts in transactions of {INSERT_BATCH} rows; {} single-row \
-             update transactions; merges in transactions of {MERGE_BATCH} changes. Ours: {} \
+             update transactions; merges in transactions of {} changes. Ours: {} \
              repetition(s) per store, SQLite {}, git {}. cr-sqlite 0.16 wasm (in memory): {} \
              repetition(s) per build, node {}. Medians. Total {:.0} s. Load average before: \
              {load_before}, after: {}.\n",
             o.rows,
             o.updates,
+            o.merge_batch,
             o.reps,
             rusqlite::version(),
             git,
