@@ -64,6 +64,15 @@ impl Catalog {
 }
 
 impl Table {
+    /// The clock in column 0 of a `row_sql()` row.
+    pub fn clock_of(&self, row: &rusqlite::Row<'_>) -> Result<crate::clock::RowClock, CrdtError> {
+        row.get_ref(0)?
+            .as_blob()
+            .ok()
+            .and_then(|b| crate::clock::RowClock::decode(b).ok())
+            .ok_or_else(|| CrdtError::CorruptClock(self.shape.name.clone()))
+    }
+
     /// `SELECT clock, <row exists>, <columns> FROM clock LEFT JOIN table WHERE key = ?…`: a
     /// row's clock, whether the row exists, and its current values.
     pub fn row_sql(&self) -> String {

@@ -11,7 +11,6 @@ use rusqlite::{Connection, params_from_iter};
 
 use crate::capture::CrdtError;
 use crate::catalog::Catalog;
-use crate::clock::RowClock;
 use crate::pk;
 
 /// One change: the current state of one column (or of the row sentinel, `cid = "-1"`) of one
@@ -104,13 +103,7 @@ fn version_changes(
         let mut stmt = conn.prepare_cached(&table.row_sql())?;
         let mut rows = stmt.query(params_from_iter(values.iter().map(pk::Value::to_sql)))?;
         let Some(row) = rows.next()? else { continue };
-        let clock = row
-            .get_ref(0)?
-            .as_blob()
-            .ok()
-            .and_then(|b| RowClock::decode(b).ok())
-            .ok_or(())
-            .map_err(|()| CrdtError::CorruptClock(table.shape.name.clone()))?;
+        let clock = table.clock_of(row)?;
         for (column, stamp) in clock.stamps_since(version - 1) {
             if stamp.db_version != version {
                 continue;

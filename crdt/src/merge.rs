@@ -394,13 +394,7 @@ fn merge_row(
         match rows.next()? {
             None => (RowClock::default(), false, vec![SqlValue::Null; table.shape.others.len()]),
             Some(row) => {
-                let clock = row
-                    .get_ref(0)?
-                    .as_blob()
-                    .ok()
-                    .and_then(|b| RowClock::decode(b).ok())
-                    .ok_or(())
-                    .map_err(|()| CrdtError::CorruptClock(table.shape.name.clone()))?;
+                let clock = table.clock_of(row)?;
                 let existed: bool = row.get(1)?;
                 let current = (0..table.shape.others.len())
                     .map(|i| row.get(i + 2))
