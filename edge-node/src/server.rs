@@ -56,6 +56,11 @@ impl RunningServer {
         format!("{}://{}", if self.tls { "https" } else { "http" }, self.local_addr)
     }
 
+    /// The node's database, for tools and tests that seed data through the write path.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// Stops accepting connections, lets in-flight requests finish (up to a grace period),
     /// then closes the database.
     pub async fn shutdown(self) -> std::io::Result<()> {

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use anyhow::Context as _;
 use edge_node::config::Config;
+pub use edge_node::demo::seed::{InventorySpec, SeededInventory, TypeSpec};
 use edge_node::init::{InitOptions, InitReport};
 use edge_node::server::RunningServer;
 use reqwest::header::HeaderMap;
@@ -131,6 +132,10 @@ impl TestNode {
         self.request(reqwest::Method::POST, path, token, Some(body)).await
     }
 
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.request(reqwest::Method::PUT, path, token, Some(body)).await
+    }
+
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
         self.request(reqwest::Method::DELETE, path, token, None).await
     }
@@ -148,6 +153,47 @@ impl TestNode {
 
     pub async fn owner_token(&self) -> String {
         self.tokens(OWNER_EMAIL, OWNER_PASSWORD).await.0
+    }
+
+    /// The running node's database handle.
+    pub fn db(&self) -> &edge_node::db::Db {
+        self.server.as_ref().expect("running").db()
+    }
+
+    /// Seeds room types, rooms, cancellation policies, rate plans (FLEX, NREF) and prices at
+    /// the test property, through the node's write path.
+    pub async fn seed_inventory(&self, spec: InventorySpec) -> SeededInventory {
+        let property = self.property_id.clone();
+        self.db()
+            .write(move |tx| {
+                edge_node::demo::seed::inventory(tx, &property, &spec, edge_node::time::now_ms())
+                    .map_err(edge_node::db::DbError::from)
+            })
+            .await
+            .expect("seed inventory")
+    }
+
+    /// `seed_inventory(InventorySpec::small(business date))`: 2 doubles (101, 102) and a
+    /// suite (201), FLEX at 100.00/250.00 a night and NREF at 85 % of that, 10 % VAT
+    /// included, 2.50 city tax per adult-night, priced for 400 nights.
+    pub async fn seed_small_hotel(&self) -> SeededInventory {
+        let today = self.business_date().await;
+        self.seed_inventory(InventorySpec::small(today)).await
+    }
+
+    /// The test property's business date.
+    pub async fn business_date(&self) -> jiff::civil::Date {
+        let property = self.property_id.clone();
+        self.db()
+            .read(move |conn| {
+                Ok::<_, edge_node::db::DbError>(
+                    edge_node::property::access::settings(conn, &property)?
+                        .expect("property")
+                        .business_date,
+                )
+            })
+            .await
+            .expect("business date")
     }
 
     /// Creates a staff account with `STAFF_PASSWORD` as `token`'s holder; panics on failure.

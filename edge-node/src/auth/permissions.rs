@@ -71,6 +71,23 @@ impl Role {
             P::StaffManage | P::ApiKeysManage => matches!(self, R::Owner | R::Manager),
             P::StaffRead => matches!(self, R::Owner | R::Manager | R::Auditor),
             P::AuditRead => matches!(self, R::Owner | R::Auditor),
+            // Every role works at a property and may read its set-up: rooms, types, rates.
+            P::PropertyRead => true,
+            P::PropertyAdmin => matches!(self, R::Owner),
+            P::PropertyManage | P::GuestPrivacy | P::LoyaltyAdjust => {
+                matches!(self, R::Owner | R::Manager)
+            }
+            P::ReservationRead => matches!(
+                self,
+                R::Owner | R::Manager | R::FrontDesk | R::Housekeeping | R::Accountant | R::Auditor
+            ),
+            P::ReservationWrite | P::EndOfDay | P::GuestWrite => {
+                matches!(self, R::Owner | R::Manager | R::FrontDesk)
+            }
+            P::GuestRead => matches!(self, R::Owner | R::Manager | R::FrontDesk | R::Accountant),
+            P::HousekeepingRead | P::HousekeepingWrite => {
+                matches!(self, R::Owner | R::Manager | R::FrontDesk | R::Housekeeping)
+            }
         }
     }
 }
@@ -128,4 +145,29 @@ permissions! {
     ApiKeysManage => "api_keys.manage";
     /// Read and verify the audit log.
     AuditRead => "audit.read";
+    /// Read a property's set-up: settings, room types, rooms, amenities, rate plans, prices,
+    /// availability.
+    PropertyRead => "property.read";
+    /// Change a property's settings, room types, rooms, amenities, policies, rates and prices.
+    PropertyManage => "property.manage";
+    /// Create and delete properties.
+    PropertyAdmin => "property.admin";
+    /// Read reservations and the arrival, departure and in-house lists.
+    ReservationRead => "reservation.read";
+    /// Create, change and act on reservations (confirm, cancel, check in and out, ...).
+    ReservationWrite => "reservation.write";
+    /// Close the business date (end of day: no-shows, expired holds).
+    EndOfDay => "business_day.close";
+    /// Read guest profiles, history, preferences and loyalty.
+    GuestRead => "guest.read";
+    /// Create and change guest profiles, preferences and documents.
+    GuestWrite => "guest.write";
+    /// Export, erase and merge guest profiles.
+    GuestPrivacy => "guest.privacy";
+    /// Adjust loyalty points by hand.
+    LoyaltyAdjust => "loyalty.adjust";
+    /// Read the housekeeping board.
+    HousekeepingRead => "housekeeping.read";
+    /// Change room statuses and put rooms out of order.
+    HousekeepingWrite => "housekeeping.write";
 }

@@ -23,8 +23,31 @@ use tokio::sync::oneshot;
 pub const DB_FILE: &str = "stayos.db";
 
 /// Tables that replicate to the hub and other sites; each must pass `crdt`'s schema rules.
-pub const REPLICATED_TABLES: &[&str] =
-    &["properties", "staff", "staff_emails", "staff_properties", "audit_log"];
+pub const REPLICATED_TABLES: &[&str] = &[
+    "properties",
+    "staff",
+    "staff_emails",
+    "staff_properties",
+    "audit_log",
+    "room_types",
+    "rooms",
+    "room_blocks",
+    "room_status_events",
+    "amenities",
+    "room_type_amenities",
+    "cancellation_policies",
+    "rate_plans",
+    "rate_prices",
+    "reservations",
+    "reservation_nights",
+    "room_type_nights",
+    "room_nights",
+    "reservation_events",
+    "guests",
+    "guest_documents",
+    "loyalty_accounts",
+    "loyalty_ledger",
+];
 
 /// Tables that never leave this node: its identity, and sessions, tokens, throttling
 /// counters and API keys, which only mean something here.

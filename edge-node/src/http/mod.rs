@@ -44,6 +44,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "auth", description = "Staff login, tokens, two-factor login, API keys"),
         (name = "staff", description = "Staff accounts"),
         (name = "audit", description = "The hash-chained audit log"),
+        (name = "properties", description = "Properties, room types, rooms, amenities, policies, rate plans and prices"),
+        (name = "reservations", description = "Availability, reservations and their actions, end of day"),
+        (name = "guests", description = "Guest profiles, preferences, documents, loyalty and privacy"),
+        (name = "housekeeping", description = "Room statuses, out-of-order blocks and the housekeeping board"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]
@@ -72,6 +76,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(ops::router())
         .merge(crate::auth::router())
         .merge(crate::audit::routes::router())
+        .merge(crate::property::routes::router())
+        .merge(crate::reservation::routes::router())
+        .merge(crate::guest::routes::router())
+        .merge(crate::housekeeping::routes::router())
 }
 
 /// The OpenAPI document of this build.

@@ -1,4 +1,6 @@
-//! Properties (hotels). This node serves one property, created by `init`; the property
-//! service's routes (`/properties...`) arrive with the hotel core.
+//! Properties (hotels) and their set-up: settings, room types, rooms, amenities,
+//! cancellation policies, rate plans with nightly prices and restrictions.
 
+pub mod access;
+pub mod routes;
 pub mod store;

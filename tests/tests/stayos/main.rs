@@ -4,14 +4,23 @@
 
 mod api_keys;
 mod audit;
+mod availability;
 mod changes_cli;
 mod cli;
 mod crsqlite_interop;
+mod demo;
+mod guests;
+mod housekeeping;
 mod http_layer;
 mod login;
+mod loyalty;
 mod mfa;
+mod properties;
+mod rates;
 mod replication_concurrency;
 mod replication_rules;
+mod reservation_race;
+mod reservations;
 mod routes_need_permissions;
 mod sessions;
 mod staff;

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use crate::config::Config;
 use crate::init::{InitOptions, InitReport, init};
 
+pub mod seed;
+
 pub const DEMO_EMAIL: &str = "owner@demo.stayos.example";
 pub const DEMO_PASSWORD: &str = "demo-harbour-lantern-42";
 pub const DEMO_PROPERTY: &str = "Harbour View Hotel (demo)";

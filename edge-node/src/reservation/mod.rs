@@ -1,0 +1,5 @@
+//! Reservations: availability and inventory, pricing, the reservation state machine and its
+//! actions, group bookings, the waitlist, lists, and end of day.
+
+pub mod inventory;
+pub mod routes;
