@@ -3,3 +3,4 @@
 
 pub mod inventory;
 pub mod routes;
+pub mod waitlist;
