@@ -16,6 +16,15 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// One string naming the actor, for `actor` columns of domain tables: `staff:<id>`,
+    /// `api_key:<id>`, `system` or `anonymous`.
+    pub fn label(&self) -> String {
+        match self.parts() {
+            (kind, Some(id)) => format!("{kind}:{id}"),
+            (kind, None) => kind.to_string(),
+        }
+    }
+
     fn parts(&self) -> (&'static str, Option<&str>) {
         match self {
             Actor::System => ("system", None),
