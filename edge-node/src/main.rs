@@ -159,7 +159,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let dir = tempfile_dir()?;
             let config = demo::config(listen);
             logging::init(&config.log);
-            demo::prepare(dir.path()).context("failed to create the demo property")?;
+            let report = demo::prepare(dir.path()).context("failed to create the demo property")?;
+            let seeded = demo::seed_hotel(dir.path(), &report.property_id)
+                .await
+                .context("failed to seed the demo hotel")?;
+            println!(
+                "Seeded {}: {} rooms of {} types, {} guests, {} reservations, {} room blocks",
+                demo::DEMO_PROPERTY,
+                seeded.rooms,
+                seeded.room_types,
+                seeded.guests,
+                seeded.reservations,
+                seeded.room_blocks
+            );
             let served = serve_with(dir.path(), config, false, |url| {
                 println!();
                 println!("StayOS demo is running at {url}/  (API docs: {url}/docs/)");

@@ -1,5 +1,9 @@
 //! `stayos-edge demo`: a throw-away node with a demo property, for trying StayOS in a
 //! browser. The data directory lives in a temporary folder removed on exit.
+//!
+//! The demo property is a believable hotel (see [`seed::demo_hotel`]): 120 rooms of five
+//! types on six floors, two rate plans with a year of seasonal prices, 3,000 guests and about
+//! six months of reservations around the business date in every state.
 
 use std::net::SocketAddr;
 
@@ -29,4 +33,30 @@ pub fn config(listen: SocketAddr) -> Config {
     let mut config = Config { listen, ..Config::default() };
     config.log.format = crate::config::LogFormat::Pretty;
     config
+}
+
+/// Seeds the demo hotel ([`seed::HotelSpec::demo`]) into the initialised data directory
+/// `dir` through the single write path, in one transaction; returns what was created.
+pub async fn seed_hotel(
+    dir: &std::path::Path,
+    property_id: &str,
+) -> Result<seed::HotelSummary, crate::db::DbError> {
+    let db = crate::db::Db::open(dir, 1)?;
+    let property = property_id.to_string();
+    let seeded = db
+        .write(move |tx| -> Result<seed::HotelSummary, crate::db::DbError> {
+            let settings = crate::property::access::settings(tx, &property)?
+                .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            let hotel = seed::demo_hotel(
+                tx,
+                &property,
+                settings.business_date,
+                crate::time::now_ms(),
+                &seed::HotelSpec::demo(),
+            )?;
+            Ok(hotel.summary)
+        })
+        .await;
+    db.close();
+    seeded
 }
