@@ -338,3 +338,10 @@ CREATE TABLE loyalty_ledger (
     at             INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX loyalty_ledger_by_guest ON loyalty_ledger (guest_id, at);
+
+-- guests: search indexes. Every guest search is a range scan within one property ordered by
+-- (column, id), so a page is read straight off the index and the keyset cursor seeks into it.
+CREATE INDEX guests_search_search_name ON guests (property_id, search_name, id);
+CREATE INDEX guests_search_search_name_first ON guests (property_id, search_name_first, id);
+CREATE INDEX guests_search_email_norm ON guests (property_id, email_norm, id);
+CREATE INDEX guests_search_phone_digits ON guests (property_id, phone_digits, id);

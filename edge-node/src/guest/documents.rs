@@ -1,0 +1,157 @@
+//! Identity documents seen at check-in. The number is stored as given (the front desk and the
+//! authorities' guest registration need it) but every response — the export included —
+//! shows it masked: a fixed run of dots and at most its last four characters.
+
+use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::http::error::ApiError;
+use crate::time::rfc3339;
+
+pub const KINDS: &[&str] = &["passport", "id_card", "driving_licence", "residence_permit"];
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentInput {
+    /// passport, id_card, driving_licence or residence_permit.
+    pub kind: String,
+    pub number: String,
+    /// ISO 3166-1 alpha-2.
+    pub issuing_country: String,
+    /// `YYYY-MM-DD`; an expired document is refused.
+    pub expires_on: String,
+    /// The stay it was shown for (a reservation of this guest).
+    #[serde(default)]
+    pub reservation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DocumentView {
+    pub id: String,
+    pub kind: String,
+    /// Masked, e.g. `•••••1234`.
+    pub number: String,
+    pub issuing_country: String,
+    pub expires_on: String,
+    pub reservation_id: String,
+    pub recorded_by: String,
+    pub recorded_at: String,
+}
+
+/// The number with only its last characters visible (at most 4, at most half of it).
+pub fn mask(number: &str) -> String {
+    let chars: Vec<char> = number.chars().collect();
+    if chars.is_empty() {
+        return String::new();
+    }
+    let visible = (chars.len() / 2).min(4);
+    let tail: String = chars[chars.len() - visible..].iter().collect();
+    format!("•••••{tail}")
+}
+
+/// A validated document: (kind, number, country, expires_on, reservation_id).
+pub struct CleanDocument {
+    pub kind: String,
+    pub number: String,
+    pub issuing_country: String,
+    pub expires_on: String,
+    pub reservation_id: String,
+}
+
+/// Validates a document against `today` (the property's business date).
+pub fn validate(d: &DocumentInput, today: jiff::civil::Date) -> Result<CleanDocument, ApiError> {
+    let kind = d.kind.trim();
+    if !KINDS.contains(&kind) {
+        return Err(ApiError::invalid_field(
+            "kind",
+            format!("must be one of {}", KINDS.join(", ")),
+        ));
+    }
+    let number: String = d.number.trim().to_uppercase();
+    if !(4..=30).contains(&number.chars().count())
+        || !number.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' ')
+    {
+        return Err(ApiError::invalid_field(
+            "number",
+            "must be 4 to 30 letters, digits, spaces or -",
+        ));
+    }
+    let country = d.issuing_country.trim();
+    if country.len() != 2 || !country.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(ApiError::invalid_field(
+            "issuing_country",
+            "must be an ISO 3166-1 alpha-2 country code like DE",
+        ));
+    }
+    let expires = crate::dates::parse("expires_on", d.expires_on.trim())?;
+    if expires < today {
+        return Err(ApiError::invalid_field("expires_on", "the document has expired"));
+    }
+    Ok(CleanDocument {
+        kind: kind.to_string(),
+        number,
+        issuing_country: country.to_ascii_uppercase(),
+        expires_on: expires.to_string(),
+        reservation_id: d.reservation_id.as_deref().unwrap_or("").trim().to_string(),
+    })
+}
+
+pub fn insert(
+    tx: &Connection,
+    guest_id: &str,
+    d: &CleanDocument,
+    actor: &str,
+    now: i64,
+) -> rusqlite::Result<String> {
+    let id = uuid::Uuid::now_v7().to_string();
+    tx.prepare_cached(
+        "INSERT INTO guest_documents (id, guest_id, reservation_id, kind, number,
+            issuing_country, expires_on, recorded_by, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        id,
+        guest_id,
+        d.reservation_id,
+        d.kind,
+        d.number,
+        d.issuing_country,
+        d.expires_on,
+        actor,
+        now
+    ])?;
+    Ok(id)
+}
+
+/// A guest's documents, newest first, numbers masked.
+pub fn list(conn: &Connection, guest_id: &str) -> rusqlite::Result<Vec<DocumentView>> {
+    conn.prepare_cached(
+        "SELECT id, kind, number, issuing_country, expires_on, reservation_id, recorded_by,
+                recorded_at
+         FROM guest_documents WHERE guest_id = ?1 ORDER BY recorded_at DESC, id DESC",
+    )?
+    .query_map([guest_id], |r| {
+        Ok(DocumentView {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            number: mask(&r.get::<_, String>(2)?),
+            issuing_country: r.get(3)?,
+            expires_on: r.get(4)?,
+            reservation_id: r.get(5)?,
+            recorded_by: r.get(6)?,
+            recorded_at: rfc3339(r.get(7)?),
+        })
+    })?
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn masks_all_but_the_last_characters() {
+        assert_eq!(super::mask("C01X00T47"), "•••••0T47");
+        assert_eq!(super::mask("123456"), "•••••456");
+        assert_eq!(super::mask(""), "");
+    }
+}
