@@ -2,5 +2,8 @@
 //! cancellation policies, rate plans with nightly prices and restrictions.
 
 pub mod access;
+pub mod rates;
+pub mod rooms;
 pub mod routes;
 pub mod store;
+pub mod validate;
