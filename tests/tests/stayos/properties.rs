@@ -143,6 +143,13 @@ async fn only_owners_create_and_delete_properties_and_only_managers_change_them(
     assert_eq!((put.status, put.code()), (403, "missing_permission"));
     let read = node.get(&path, Some(&clerk)).await;
     assert_eq!(read.status, 200, "every role reads its property: {}", read.text);
+    // Nobody would get access to a property an integration created: keys may not.
+    let key = node
+        .post("/auth/api-keys", Some(&owner), json!({ "name": "Bridge", "role": "owner" }))
+        .await
+        .str("key");
+    let by_key = node.post("/properties", Some(&key), hotel("Keyed")).await;
+    assert_eq!((by_key.status, by_key.code()), (403, "staff_only"), "{}", by_key.text);
     node.stop().await;
 }
 
