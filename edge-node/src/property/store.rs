@@ -13,12 +13,15 @@ pub struct PropertyRow {
     pub created_at: i64,
 }
 
+/// Inserts a property whose business date starts as today in its time zone.
 pub fn insert(conn: &Connection, p: &PropertyRow) -> rusqlite::Result<()> {
+    let business_date = crate::dates::today_in(&p.timezone).to_string();
     conn.prepare_cached(
-        "INSERT INTO properties (id, name, timezone, currency, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        "INSERT INTO properties (id, name, timezone, currency, business_date, created_at,
+             updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
     )?
-    .execute(params![p.id, p.name, p.timezone, p.currency, p.created_at])?;
+    .execute(params![p.id, p.name, p.timezone, p.currency, business_date, p.created_at])?;
     Ok(())
 }
 
