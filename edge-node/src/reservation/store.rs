@@ -675,7 +675,7 @@ pub enum FeeFor {
 
 /// The fee the rate plan's cancellation policy charges for cancelling `r` at `now` (free
 /// until `free_until_hours` before the arrival day's check-in time in the property's time
-/// zone) or for its no-show. Kinds: none, first_night, percent (of the total), full.
+/// zone; a policy with 0 hours has no free window) or for its no-show. Kinds: none, first_night, percent (of the total), full.
 pub fn fee(
     conn: &Connection,
     settings: &Settings,
@@ -696,8 +696,9 @@ pub fn fee(
     let Some((free_hours, fee_kind, percent_bp, no_show_kind)) = policy else { return Ok(0) };
     let kind = match why {
         FeeFor::Cancellation => {
+            // `free_until_hours` 0 (or less) means no free window at all (non-refundable).
             let deadline = check_in_instant(settings, r.arrival_date()) - free_hours * 3_600_000;
-            if now < deadline {
+            if free_hours > 0 && now < deadline {
                 return Ok(0);
             }
             fee_kind
