@@ -246,6 +246,13 @@ async fn update_guest(
             let mut fields = g.fields.clone();
             store::apply_patch("", &mut fields, &patch)?;
             store::write_fields(tx, &id, &fields, now)?;
+            if (&fields.first_name, &fields.last_name)
+                != (&g.fields.first_name, &g.fields.last_name)
+            {
+                // Reservations carry the name for lists and search.
+                tx.prepare_cached("UPDATE reservations SET guest_name = ?2 WHERE guest_id = ?1")?
+                    .execute([&id, &format!("{} {}", fields.first_name, fields.last_name)])?;
+            }
             store::find(tx, &id)?.ok_or_else(|| ApiError::internal("guest vanished"))
         })
         .await?;

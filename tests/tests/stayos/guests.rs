@@ -487,6 +487,14 @@ async fn history_lists_stays_with_totals() {
     );
     assert_eq!(h.body["stays"].as_array().expect("stays").len(), 5);
     assert_eq!(h.body["stays"][0]["arrival"], "2027-01-01", "newest first");
+
+    let renamed =
+        node.put(&format!("/guests/{id}"), Some(&owner), json!({ "last_name": "Lee-Park" })).await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    let named =
+        sql_text(&node, "SELECT DISTINCT guest_name FROM reservations WHERE guest_id = ?1", &id)
+            .await;
+    assert_eq!(named, ["Ann Lee-Park"], "reservations carry the new name");
     node.stop().await;
 }
 
