@@ -69,10 +69,11 @@ pub fn phone_digits(phone: &str) -> String {
 }
 
 /// The exclusive upper bound of every string starting with `prefix`, for index range scans
-/// (`col >= prefix AND col < upper`): SQLite compares TEXT bytewise, so appending U+FFFF
-/// (bytes EF BF BF) sorts after every continuation a stored value can have.
+/// (`col >= prefix AND col < upper`): SQLite compares TEXT bytewise, so appending U+10FFFF
+/// (bytes F4 8F BF BF, the largest a valid UTF-8 character can start with) sorts after every
+/// continuation a stored value can have, astral characters included.
 pub fn prefix_upper(prefix: &str) -> String {
-    format!("{prefix}\u{ffff}")
+    format!("{prefix}\u{10ffff}")
 }
 
 #[cfg(test)]
@@ -93,5 +94,14 @@ mod tests {
         assert_eq!(phone_digits("+44 20 7946-0958"), "442079460958");
         assert_eq!(phone_digits("0049 30 123456"), "4930123456");
         assert_eq!(phone_digits("030 123456"), "030123456");
+    }
+
+    #[test]
+    fn the_prefix_bound_is_above_every_continuation() {
+        let upper = prefix_upper("li");
+        for name in ["li", "li wei", "liz", "li\u{ffff}", "li😀"] {
+            assert!(name >= "li" && name < upper.as_str(), "{name}");
+        }
+        assert!("lj" > upper.as_str());
     }
 }
