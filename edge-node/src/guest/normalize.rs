@@ -1,54 +1,17 @@
-//! Normalised forms of what guests are searched and matched by: names folded to lower-case
-//! ASCII without accents ("Müller" → "muller", "Łukasz" → "lukasz"), e-mail lower-cased,
-//! phone numbers reduced to their digits. The folding table covers Latin-1 and Latin
-//! Extended-A (the letters of European names) without an extra dependency; other scripts are
-//! lower-cased and kept as they are.
+//! Normalised forms of what guests are searched and matched by: names transliterated to
+//! lower-case ASCII by `deunicode` ("Müller" → "muller", "Łukasz" → "lukasz", "Иванов" →
+//! "ivanov"), e-mail lower-cased, phone numbers reduced to their digits.
 
-/// The ASCII letters an accented Latin letter folds to; `None` for a character kept as is.
-fn fold_char(c: char) -> Option<&'static str> {
-    Some(match c {
-        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => "a",
-        'æ' => "ae",
-        'ç' | 'ć' | 'ĉ' | 'ċ' | 'č' => "c",
-        'ď' | 'đ' | 'ð' => "d",
-        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ĕ' | 'ė' | 'ę' | 'ě' => "e",
-        'ĝ' | 'ğ' | 'ġ' | 'ģ' => "g",
-        'ĥ' | 'ħ' => "h",
-        'ì' | 'í' | 'î' | 'ï' | 'ĩ' | 'ī' | 'ĭ' | 'į' | 'ı' => "i",
-        'ĳ' => "ij",
-        'ĵ' => "j",
-        'ķ' => "k",
-        'ĺ' | 'ļ' | 'ľ' | 'ŀ' | 'ł' => "l",
-        'ñ' | 'ń' | 'ņ' | 'ň' | 'ŉ' | 'ŋ' => "n",
-        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ŏ' | 'ő' => "o",
-        'œ' => "oe",
-        'ŕ' | 'ŗ' | 'ř' => "r",
-        'ś' | 'ŝ' | 'ş' | 'š' | 'ș' => "s",
-        'ß' => "ss",
-        'ţ' | 'ť' | 'ŧ' | 'ț' => "t",
-        'þ' => "th",
-        'ù' | 'ú' | 'û' | 'ü' | 'ũ' | 'ū' | 'ŭ' | 'ů' | 'ű' | 'ų' => "u",
-        'ŵ' => "w",
-        'ý' | 'ÿ' | 'ŷ' => "y",
-        'ź' | 'ż' | 'ž' => "z",
-        _ => return None,
-    })
-}
-
-/// Lower-case, accents folded, punctuation (`-`, `'`, `.`, `,`) as spaces, single spaces,
-/// trimmed: the form names are stored and searched in.
+/// Lower-case ASCII transliteration, punctuation (`-`, `'`, `.`, `,`, `_`) as spaces, single
+/// spaces, trimmed: the form names are stored and searched in.
 pub fn fold(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars().flat_map(char::to_lowercase) {
-        if let Some(ascii) = fold_char(c) {
-            out.push_str(ascii);
-        } else if c.is_whitespace() || matches!(c, '-' | '\'' | '’' | '.' | ',' | '_') {
-            out.push(' ');
-        } else if !c.is_control() && !matches!(c, '\u{300}'..='\u{36f}') {
-            out.push(c);
-        }
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
+    let ascii = deunicode::deunicode_with_tofu(text, "").to_lowercase();
+    let spaced: String = ascii
+        .chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if matches!(c, '-' | '\'' | '.' | ',' | '_') { ' ' } else { c })
+        .collect();
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// `search_name` ("last first") and `search_name_first` ("first last").
@@ -87,6 +50,7 @@ mod tests {
         assert_eq!(fold("O'Brien"), "o brien");
         assert_eq!(fold("Straße"), "strasse");
         assert_eq!(search_names("José", "García"), ("garcia jose".into(), "jose garcia".into()));
+        assert_eq!(fold("Иванов"), "ivanov");
     }
 
     #[test]
