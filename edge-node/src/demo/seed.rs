@@ -720,7 +720,7 @@ impl Booker {
         let start = business_date
             .checked_sub(jiff::Span::new().days(spec.days_back + 1))
             .unwrap_or(business_date);
-        let end_ahead = (spec.days_ahead + spec.max_stay + 2).max(366);
+        let end_ahead = (spec.days_ahead + spec.max_stay + 2).max(400);
         let end =
             business_date.checked_add(jiff::Span::new().days(end_ahead)).unwrap_or(business_date);
         let days = dates::nights_between(start, end).max(1) as usize;

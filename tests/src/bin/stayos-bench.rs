@@ -13,6 +13,14 @@
 //! `--wasm-reps N`, `--no-wasm`, `--only file|memory`, `--pragma name=value` (for the file
 //! databases; repeatable), `--merge-batch N`, `--floors` (instead: what inserts cost with
 //! triggers doing parts of what capture does).
+//!
+//! `cargo run --release -p tests --bin stayos-bench -- hotel` seeds a 300-room hotel and
+//! measures the hotel core over HTTP against the release `stayos-edge serve`: availability
+//! (30 and 365 nights), reservation creation by 32 concurrent clients (then checks for double
+//! bookings), guest search among 100,000 profiles, and, with a million reservations, the same
+//! availability, the arrivals list and the server's resident memory. Options: `--rooms N`,
+//! `--guests N`, `--reservations N` (the large part; 0 skips it), `--seconds N`,
+//! `--clients N`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,7 +38,8 @@ fn main() -> anyhow::Result<()> {
     match which.as_str() {
         "foundation" => foundation(),
         "crdt" => crdt_bench::run(std::env::args().skip(2).collect()),
-        other => bail!("unknown benchmark {other:?}; known: foundation, crdt"),
+        "hotel" => hotel_bench::run(std::env::args().skip(2).collect()),
+        other => bail!("unknown benchmark {other:?}; known: foundation, crdt, hotel"),
     }
 }
 
@@ -1014,5 +1023,546 @@ mod crdt_bench {
             out.push(ch);
         }
         out
+    }
+}
+
+/// `stayos-bench hotel`: the hotel core over HTTP on a seeded 300-room hotel.
+///
+/// Each node is initialised with the release `stayos-edge init`, seeded in this process with
+/// `edge_node::demo::seed` through the node's own write path (`Db::write`, change capture
+/// included), closed, and then served by the release `stayos-edge serve --http` as a child
+/// process, so timings and resident memory are the server's alone. Every request is a real
+/// HTTP request with a logged-in owner's bearer token, one at a time from one client, except
+/// the reservation run (32 concurrent clients).
+mod hotel_bench {
+    use std::path::Path;
+    use std::process::Command;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use anyhow::{Context as _, bail};
+    use edge_node::demo::seed::{Booker, HotelSpec, Rng};
+    use jiff::civil::Date;
+    use serde_json::{Value, json};
+
+    use super::{EMAIL, Node, PASSWORD, percentile, release_binary, wait_healthy};
+
+    struct Options {
+        rooms: usize,
+        guests: usize,
+        reservations: usize,
+        seconds: u64,
+        clients: usize,
+    }
+
+    fn options(args: Vec<String>) -> anyhow::Result<Options> {
+        let mut o = Options {
+            rooms: 300,
+            guests: 100_000,
+            reservations: 1_000_000,
+            seconds: 10,
+            clients: 32,
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--rooms" => o.rooms = value()?.parse()?,
+                "--guests" => o.guests = value()?.parse()?,
+                "--reservations" => o.reservations = value()?.parse()?,
+                "--seconds" => o.seconds = value()?.parse()?,
+                "--clients" => o.clients = value()?.parse()?,
+                other => bail!("unknown option {other}"),
+            }
+        }
+        Ok(o)
+    }
+
+    struct Seeded {
+        property_id: String,
+        business_date: Date,
+        room_types: Vec<String>,
+        flexible_rate_id: String,
+        guest_ids: Vec<String>,
+        reservations: usize,
+        seconds: f64,
+    }
+
+    fn init(bin: &Path, dir: &Path) -> anyhow::Result<()> {
+        let out = Command::new(bin)
+            .args(["init", "--data-dir"])
+            .arg(dir)
+            .args(["--property-name", "Bench Hotel", "--admin-email", EMAIL])
+            .env("STAYOS_ADMIN_PASSWORD", PASSWORD)
+            .output()?;
+        if !out.status.success() {
+            bail!("init failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
+    /// Seeds the hotel: inventory, guests, and reservations arriving over `days_back` days
+    /// before the business date to `days_ahead` after, in windows of about `batch`
+    /// reservations per transaction.
+    async fn seed(dir: &Path, spec: HotelSpec, batch: usize) -> anyhow::Result<Seeded> {
+        let started = Instant::now();
+        let db = edge_node::db::Db::open(dir, 1)?;
+        let property_id: String = db
+            .read(|conn| {
+                conn.query_row("SELECT id FROM properties LIMIT 1", [], |r| r.get(0))
+                    .map_err(edge_node::db::DbError::from)
+            })
+            .await?;
+        let pid = property_id.clone();
+        let business_date = db
+            .read(move |conn| {
+                Ok::<_, edge_node::db::DbError>(
+                    edge_node::property::access::settings(conn, &pid)?
+                        .context_free()?
+                        .business_date,
+                )
+            })
+            .await?;
+        let (pid, s) = (property_id.clone(), spec.clone());
+        let now = edge_node::time::now_ms();
+        let mut booker = db
+            .write(move |tx| {
+                Booker::setup(tx, &pid, business_date, now, &s)
+                    .map_err(edge_node::db::DbError::from)
+            })
+            .await?;
+        let per_day = (spec.rooms as u64 * spec.occupancy_percent / 100).max(1) as usize;
+        let window = (batch / per_day).max(1) as i64;
+        let end = business_date.checked_add(jiff::Span::new().days(spec.days_ahead + 1))?;
+        let mut from = booker.start;
+        while from < end {
+            let to = from.checked_add(jiff::Span::new().days(window))?.min(end);
+            booker = db
+                .write(move |tx| {
+                    booker.book(tx, from, to)?;
+                    Ok::<_, edge_node::db::DbError>(booker)
+                })
+                .await?;
+            from = to;
+        }
+        let booker = db
+            .write(move |tx| {
+                let mut booker = booker;
+                booker.finish(tx)?;
+                Ok::<_, edge_node::db::DbError>(booker)
+            })
+            .await?;
+        let hotel = booker.into_hotel();
+        db.close();
+        Ok(Seeded {
+            property_id,
+            business_date,
+            room_types: hotel.inventory.room_types.iter().map(|t| t.id.clone()).collect(),
+            flexible_rate_id: hotel.inventory.flexible_rate_id.clone(),
+            guest_ids: hotel.guest_ids,
+            reservations: hotel.summary.reservations,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    trait ContextFree<T> {
+        fn context_free(self) -> Result<T, edge_node::db::DbError>;
+    }
+
+    impl<T> ContextFree<T> for Option<T> {
+        fn context_free(self) -> Result<T, edge_node::db::DbError> {
+            self.ok_or(edge_node::db::DbError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+        }
+    }
+
+    async fn login(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+        let resp = client
+            .post(format!("{base}/auth/login"))
+            .json(&json!({ "email": EMAIL, "password": PASSWORD }))
+            .send()
+            .await?;
+        let body: Value = resp.json().await?;
+        Ok(body["access_token"].as_str().context("no access token")?.to_string())
+    }
+
+    /// GETs every URL in turn; returns latencies in ms and how many were not 200.
+    async fn timed_gets(
+        client: &reqwest::Client,
+        token: &str,
+        urls: &[String],
+    ) -> anyhow::Result<(Vec<f64>, usize, String)> {
+        let mut ms = Vec::with_capacity(urls.len());
+        let mut failed = 0;
+        let mut example = String::new();
+        for url in urls {
+            let t = Instant::now();
+            let resp = client.get(url).bearer_auth(token).send().await?;
+            let status = resp.status();
+            let body = resp.bytes().await?;
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            if !status.is_success() {
+                failed += 1;
+                if example.is_empty() {
+                    example = format!("{status} {}", String::from_utf8_lossy(&body));
+                }
+            }
+        }
+        Ok((ms, failed, example))
+    }
+
+    fn row(name: &str, mut ms: Vec<f64>, failed: usize, example: &str) {
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "| {name} | {} | {:.2} | {:.2} | {:.2} | {failed} |",
+            ms.len(),
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99),
+            ms.last().copied().unwrap_or_default()
+        );
+        if failed > 0 {
+            println!(
+                "|  first failure: {} | | | | | |",
+                example.chars().take(200).collect::<String>()
+            );
+        }
+    }
+
+    fn header() {
+        println!(
+            "| measurement | n | p50 ms | p99 ms | max ms | non-2xx |\n|---|---|---|---|---|---|"
+        );
+    }
+
+    fn add(date: Date, days: i64) -> Date {
+        date.checked_add(jiff::Span::new().days(days)).unwrap_or(date)
+    }
+
+    async fn availability(
+        client: &reqwest::Client,
+        token: &str,
+        base: &str,
+        s: &Seeded,
+        label: &str,
+    ) -> anyhow::Result<()> {
+        let mut rng = Rng::new(7);
+        for (nights, n) in [(30i64, 500usize), (365, 200)] {
+            let urls: Vec<String> = (0..n)
+                .map(|_| {
+                    let from = add(s.business_date, rng.below(300) as i64);
+                    format!(
+                        "{base}/properties/{}/availability?from={from}&to={}",
+                        s.property_id,
+                        add(from, nights)
+                    )
+                })
+                .collect();
+            let (ms, failed, example) = timed_gets(client, token, &urls).await?;
+            row(&format!("availability, {nights} nights ({label})"), ms, failed, &example);
+        }
+        Ok(())
+    }
+
+    /// Double bookings and counter drift, straight from the database file.
+    fn verify(dir: &Path) -> anyhow::Result<()> {
+        let conn = rusqlite::Connection::open_with_flags(
+            dir.join("stayos.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        let q = |sql: &str| -> anyhow::Result<i64> { Ok(conn.query_row(sql, [], |r| r.get(0))?) };
+        let drift = q("SELECT COUNT(*) FROM room_type_nights t WHERE t.sold !=
+            (SELECT COUNT(*) FROM reservation_nights n
+             WHERE n.room_type_id = t.room_type_id AND n.night = t.night)")?;
+        let uncounted =
+            q("SELECT COUNT(*) FROM (SELECT room_type_id, night FROM reservation_nights
+            GROUP BY room_type_id, night) g WHERE NOT EXISTS (SELECT 1 FROM room_type_nights t
+            WHERE t.room_type_id = g.room_type_id AND t.night = g.night)")?;
+        let over = q("SELECT COUNT(*) FROM room_type_nights t WHERE t.sold >
+            (SELECT COUNT(*) FROM rooms r WHERE r.room_type_id = t.room_type_id AND r.deleted_at = 0)
+            - (SELECT COUNT(*) FROM room_blocks b JOIN rooms r ON r.id = b.room_id
+               WHERE r.room_type_id = t.room_type_id AND b.kind = 'out_of_order'
+                 AND b.released_at = 0 AND b.from_date <= t.night AND t.night < b.to_date)
+            + (SELECT overbooking_allowance FROM room_types WHERE id = t.room_type_id)")?;
+        let doubled = q("SELECT COUNT(*) FROM (SELECT room_id, night FROM reservation_nights
+            WHERE room_id != '' GROUP BY room_id, night HAVING COUNT(*) > 1)")?;
+        println!(
+            "\nafter the run: type-nights whose sold != reservation_nights: {drift}; \
+             nights held but not counted: {uncounted}; type-nights over capacity: {over}; \
+             room-nights sold twice: {doubled}"
+        );
+        if drift + uncounted + over + doubled > 0 {
+            bail!("inventory invariants broken");
+        }
+        Ok(())
+    }
+
+    async fn create_reservations(
+        base: &str,
+        token: &str,
+        s: &Seeded,
+        clients: usize,
+        seconds: u64,
+    ) -> anyhow::Result<()> {
+        let created = Arc::new(AtomicU64::new(0));
+        let refused = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let example = Arc::new(std::sync::Mutex::new(String::new()));
+        let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let client = reqwest::Client::new();
+            let (base, token) = (base.to_string(), token.to_string());
+            let (created, refused, failed, example, latencies) = (
+                created.clone(),
+                refused.clone(),
+                failed.clone(),
+                example.clone(),
+                latencies.clone(),
+            );
+            let property_id = s.property_id.clone();
+            let types = s.room_types.clone();
+            let rate = s.flexible_rate_id.clone();
+            let guests = s.guest_ids.clone();
+            let today = s.business_date;
+            tasks.push(tokio::spawn(async move {
+                let mut rng = Rng::new(1_000 + c as u64);
+                let mut mine = Vec::new();
+                while Instant::now() < deadline {
+                    let arrival = add(today, 1 + rng.below(364) as i64);
+                    let departure = add(arrival, 1 + rng.below(3) as i64);
+                    let body = json!({
+                        "property_id": property_id,
+                        "room_type_id": rng.pick(&types),
+                        "rate_plan_id": rate,
+                        "arrival": arrival.to_string(),
+                        "departure": departure.to_string(),
+                        "adults": 1,
+                        "children": 0,
+                        "guest_id": rng.pick(&guests),
+                    });
+                    let t = Instant::now();
+                    let Ok(resp) = client
+                        .post(format!("{base}/reservations"))
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await
+                    else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    let status = resp.status().as_u16();
+                    let text = resp.text().await.unwrap_or_default();
+                    mine.push(t.elapsed().as_secs_f64() * 1000.0);
+                    match status {
+                        201 => created.fetch_add(1, Ordering::Relaxed),
+                        409 => refused.fetch_add(1, Ordering::Relaxed),
+                        _ => {
+                            if let Ok(mut e) = example.lock()
+                                && e.is_empty()
+                            {
+                                *e = format!(
+                                    "{status} {}",
+                                    text.chars().take(300).collect::<String>()
+                                );
+                            }
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+                if let Ok(mut all) = latencies.lock() {
+                    all.extend(mine);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await?;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let created = created.load(Ordering::Relaxed);
+        let mut ms = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "\nPOST /reservations, {clients} concurrent clients for {elapsed:.1} s: {created} created \
+             ({:.0}/s), {} refused with 409 (sold out / restrictions), {} other failures; \
+             latency p50 {:.1} ms, p99 {:.1} ms",
+            created as f64 / elapsed,
+            refused.load(Ordering::Relaxed),
+            failed.load(Ordering::Relaxed),
+            if ms.is_empty() { 0.0 } else { percentile(&ms, 0.5) },
+            if ms.is_empty() { 0.0 } else { percentile(&ms, 0.99) },
+        );
+        if let Ok(e) = example.lock()
+            && !e.is_empty()
+        {
+            println!("first other failure: {e}");
+        }
+        Ok(())
+    }
+
+    fn search_urls(base: &str, dir: &Path, n: usize) -> anyhow::Result<Vec<String>> {
+        let conn = rusqlite::Connection::open_with_flags(
+            dir.join("stayos.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        let mut stmt = conn.prepare(
+            "SELECT last_name, first_name, email, phone_digits FROM guests
+             ORDER BY id LIMIT ?1",
+        )?;
+        let rows: Vec<(String, String, String, String)> = stmt
+            .query_map([n as i64 * 7], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut rng = Rng::new(99);
+        let enc = |s: &str| {
+            s.replace('%', "%25").replace(' ', "%20").replace('+', "%2B").replace('\'', "%27")
+        };
+        let mut urls = Vec::with_capacity(n);
+        for i in 0..n {
+            let (last, first, email, phone) = &rows[rng.below(rows.len() as u64) as usize];
+            let url = match i % 4 {
+                0 => {
+                    let len = 2 + rng.below(4) as usize;
+                    format!("{base}/guests?q={}", enc(&last.chars().take(len).collect::<String>()))
+                }
+                1 => format!(
+                    "{base}/guests?q={}",
+                    enc(&format!("{} {}", first, last.chars().take(2).collect::<String>()))
+                ),
+                2 if !email.is_empty() => {
+                    let len = 3 + rng.below(6) as usize;
+                    format!(
+                        "{base}/guests?email={}",
+                        enc(&email.chars().take(len).collect::<String>())
+                    )
+                }
+                _ => {
+                    let len = 4 + rng.below(6) as usize;
+                    format!("{base}/guests?phone={}", &phone.chars().take(len).collect::<String>())
+                }
+            };
+            urls.push(url);
+        }
+        Ok(urls)
+    }
+
+    pub fn run(args: Vec<String>) -> anyhow::Result<()> {
+        let o = options(args)?;
+        let bin = release_binary()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let tmp = tempfile::tempdir()?;
+        let env = [("STAYOS_RATE_LIMIT__PER_SECOND", "0")];
+        println!("## stayos-bench hotel\n");
+        println!("binary: {}; {} cores\n", bin.display(), std::thread::available_parallelism()?);
+
+        // Part 1: a 300-room hotel with a season of reservations and 100,000 guests.
+        let dir = tmp.path().join("hotel");
+        init(&bin, &dir)?;
+        let spec = HotelSpec {
+            rooms: o.rooms,
+            guests: o.guests,
+            days_back: 60,
+            days_ahead: 90,
+            max_stay: 7,
+            occupancy_percent: 70,
+            seed: 42,
+        };
+        let seeded = runtime.block_on(seed(&dir, spec, 50_000))?;
+        println!(
+            "seeded {} rooms, {} guests, {} reservations in {:.1} s\n",
+            o.rooms,
+            seeded.guest_ids.len(),
+            seeded.reservations,
+            seeded.seconds
+        );
+        let (node, _) = Node::start(&bin, &dir, true, &env)?;
+        let base = format!("http://127.0.0.1:{}", node.port);
+        let client = reqwest::Client::new();
+        let result = runtime.block_on(async {
+            wait_healthy(&client, &base).await?;
+            let token = login(&client, &base).await?;
+            header();
+            availability(&client, &token, &base, &seeded, "season seeded").await?;
+            let urls = search_urls(&base, &dir, 1_000)?;
+            let (ms, failed, example) = timed_gets(&client, &token, &urls).await?;
+            row(
+                &format!(
+                    "guest search among {} profiles (name, e-mail, phone prefixes)",
+                    seeded.guest_ids.len()
+                ),
+                ms,
+                failed,
+                &example,
+            );
+            create_reservations(&base, &token, &seeded, o.clients, o.seconds).await
+        });
+        node.stop()?;
+        result?;
+        verify(&dir)?;
+
+        // Part 2: years of reservations.
+        if o.reservations == 0 {
+            return Ok(());
+        }
+        let dir = tmp.path().join("big");
+        init(&bin, &dir)?;
+        let per_day = (o.rooms * 90 / 100).max(1);
+        let days = (o.reservations / per_day) as i64;
+        let spec = HotelSpec {
+            rooms: o.rooms,
+            guests: 20_000,
+            days_back: days - 180,
+            days_ahead: 180,
+            max_stay: 1,
+            occupancy_percent: 96,
+            seed: 4242,
+        };
+        let seeded = runtime.block_on(seed(&dir, spec, 50_000))?;
+        let size = std::fs::metadata(dir.join("stayos.db"))?.len();
+        println!(
+            "\nseeded {} reservations ({} days of a {}-room hotel) in {:.1} s through the write path \
+             (transactions of ~50,000); database file {:.0} MiB\n",
+            seeded.reservations,
+            days,
+            o.rooms,
+            seeded.seconds,
+            size as f64 / 1_048_576.0
+        );
+        let (node, _) = Node::start(&bin, &dir, true, &env)?;
+        let base = format!("http://127.0.0.1:{}", node.port);
+        let result = runtime.block_on(async {
+            wait_healthy(&client, &base).await?;
+            let idle = node.rss_kib()?;
+            let token = login(&client, &base).await?;
+            header();
+            let label = format!("{} reservations", seeded.reservations);
+            availability(&client, &token, &base, &seeded, &label).await?;
+            let mut rng = Rng::new(5);
+            let urls: Vec<String> = (0..500)
+                .map(|_| {
+                    let day = add(seeded.business_date, rng.below(360) as i64 - 180);
+                    format!("{base}/reservations?property_id={}&arrival={day}", seeded.property_id)
+                })
+                .collect();
+            let (ms, failed, example) = timed_gets(&client, &token, &urls).await?;
+            row(
+                &format!("GET /reservations?arrival=<date> ({label})"),
+                ms,
+                failed,
+                &example,
+            );
+            let busy = node.rss_kib()?;
+            println!(
+                "\nresident memory of `stayos-edge serve` with {} reservations: {:.1} MiB after start, \
+                 {:.1} MiB after the requests above",
+                seeded.reservations,
+                idle as f64 / 1024.0,
+                busy as f64 / 1024.0
+            );
+            Ok::<_, anyhow::Error>(())
+        });
+        node.stop()?;
+        result
     }
 }
