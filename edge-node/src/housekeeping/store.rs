@@ -300,3 +300,43 @@ pub fn release_block(tx: &Connection, block_id: &str, now: i64) -> rusqlite::Res
         .execute(params![block_id, now])?;
     Ok(())
 }
+
+/// Brings rooms' statuses in line with the blocks on `business_date` (call it after the
+/// business date moves, e.g. at end of day): a room whose out-of-order or out-of-service block
+/// begins holding gets that status; a room still marked so whose block no longer holds becomes
+/// dirty. Returns the rooms changed.
+pub fn sync_block_statuses(
+    tx: &Connection,
+    property_id: &str,
+    business_date: &str,
+    actor: &str,
+    now: i64,
+) -> rusqlite::Result<Vec<String>> {
+    let rows: Vec<(String, String, Option<String>, String)> = tx
+        .prepare_cached(
+            "SELECT r.id, r.status,
+                    (SELECT b.kind FROM room_blocks b WHERE b.room_id = r.id AND b.released_at = 0
+                       AND b.from_date <= ?2 AND ?2 < b.to_date ORDER BY b.kind LIMIT 1),
+                    COALESCE((SELECT b.reason FROM room_blocks b WHERE b.room_id = r.id
+                       AND b.released_at = 0 AND b.from_date <= ?2 AND ?2 < b.to_date
+                       ORDER BY b.kind LIMIT 1), '')
+             FROM rooms r WHERE r.property_id = ?1 AND r.deleted_at = 0",
+        )?
+        .query_map(params![property_id, business_date], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut changed = Vec::new();
+    for (room_id, status, kind, reason) in rows {
+        let target = match (&kind, status.as_str()) {
+            (Some(kind), current) if current != kind => Some((kind.as_str(), reason.as_str())),
+            (None, "out_of_order" | "out_of_service") => Some(("dirty", "block ended")),
+            _ => None,
+        };
+        if let Some((to, note)) = target {
+            set_status(tx, &room_id, to, note, actor, now)?;
+            changed.push(room_id);
+        }
+    }
+    Ok(changed)
+}

@@ -436,3 +436,49 @@ async fn housekeepers_change_statuses_but_waiters_and_other_properties_cannot() 
     assert_eq!(anonymous.status, 401);
     h.node.stop().await;
 }
+
+#[tokio::test]
+async fn a_future_block_marks_the_room_when_its_first_night_comes_and_clears_after() {
+    let h = Hotel::new().await;
+    let (_, room) = h.double(0);
+    let block = h
+        .node
+        .post(
+            &h.blocks_path(&room),
+            Some(&h.owner),
+            json!({ "kind": "out_of_order", "from": days(h.today, 1).to_string(),
+                    "to": days(h.today, 2).to_string(), "reason": "new mattress" }),
+        )
+        .await;
+    assert_eq!(block.status, 201, "{}", block.text);
+    assert_eq!(status_on(&h, &room, h.today).await, "clean", "not yet");
+    assert_eq!(status_on(&h, &room, days(h.today, 1)).await, "out_of_order");
+    assert_eq!(
+        status_on(&h, &room, days(h.today, 2)).await,
+        "dirty",
+        "after the block it needs cleaning"
+    );
+    h.node.stop().await;
+}
+
+/// Runs the block/status sync for `date` and returns `room`'s status.
+async fn status_on(h: &Hotel, room: &str, date: jiff::civil::Date) -> String {
+    let (property, room) = (h.node.property_id.clone(), room.to_string());
+    h.node
+        .db()
+        .write(move |tx| {
+            edge_node::housekeeping::store::sync_block_statuses(
+                tx,
+                &property,
+                &date.to_string(),
+                "system",
+                1,
+            )?;
+            tx.query_row("SELECT status FROM rooms WHERE id = ?1", [&room], |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(edge_node::db::DbError::from)
+        })
+        .await
+        .expect("sync")
+}
