@@ -830,7 +830,8 @@ fn pick_room(tx: &Connection, r: &Reservation) -> Result<String, ApiError> {
 }
 
 /// Check out: the room becomes dirty; leaving before the departure releases the remaining
-/// nights (re-priced to the nights stayed) and promotes the waitlist; loyalty points are
+/// nights from the business date on (at least the first night stays charged), re-priced to
+/// the nights kept, and promotes the waitlist; loyalty points are
 /// earned on the room revenue.
 #[utoipa::path(post, path = "/reservations/{id}/check-out", tag = "reservations", security(("bearer" = [])),
     params(("id" = String, Path, description = "Reservation id")),
@@ -846,8 +847,11 @@ async fn check_out(
     act(&state, &principal, id, "check_out", "reservation_checked_out", |tx, settings, r, ctx| {
         let bd = settings.business_date;
         let mut details = json!({});
-        if bd < r.departure_date() {
-            let from = if bd < r.arrival_date() { r.arrival.clone() } else { bd.to_string() };
+        // A stay that began is charged at least its first night (a guest leaving on the
+        // arrival day used the room); nights from the business date on are released.
+        let keep_from = bd.max(dates::next_day(r.arrival_date()));
+        if keep_from < r.departure_date() {
+            let from = keep_from.to_string();
             let freed = store::release(tx, &r.id, Some(&from))?;
             let nights = store::night_prices(tx, &r.id)?;
             let price = super::pricing::breakdown(settings, nights, r.adults, r.children);

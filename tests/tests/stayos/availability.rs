@@ -187,8 +187,5 @@ async fn a_year_of_a_300_room_hotel_is_answered_whole() {
     let r = node.get(&path30, Some(&token)).await;
     assert_eq!(r.body["room_types"][0]["rate_plans"][0]["total"]["room_minor"], 300_000);
     times.sort();
-    eprintln!(
-        "availability 300 rooms × 365 nights, median over HTTP (debug build): {:?}",
-        times[2]
-    );
+    eprintln!("availability 300 rooms × 365 nights, median over HTTP: {:?}", times[2]);
 }

@@ -552,8 +552,10 @@ async fn check_in_is_on_the_arrival_day_into_a_clean_room_and_check_out_leaves_i
     let status =
         count(&h.node, &format!("SELECT status = 'dirty' FROM rooms WHERE id = '{room}'")).await;
     assert_eq!(status, 1, "the room is dirty after check-out");
-    // Left on the arrival day: every night freed, nothing charged for the room.
-    assert_eq!(out.body["price"]["room_minor"], 0);
+    // Left on the arrival day: the first night is charged, the second is freed.
+    assert_eq!(out.body["price"]["room_minor"], 10_000);
+    assert_eq!(out.str("departure"), day(h.today, 1));
+    h.booked(h.body(h.dbl(), 1, 1)).await;
     assert_invariants(&h.node).await;
 }
 
