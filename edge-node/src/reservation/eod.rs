@@ -4,7 +4,8 @@
 //! no-show every tentative or confirmed reservation arriving on or before the business date
 //! (with the rate plan's no-show fee), cancels expired tentative holds, cancels waitlisted
 //! reservations whose arrival has come (reason `waitlist_expired`), advances the business
-//! date by one day, and audits what it did.
+//! date by one day, brings room statuses in line with their blocks on the new date
+//! (housekeeping's `sync_block_statuses`), and audits what it did.
 
 use axum::Json;
 use axum::extract::State;
@@ -52,6 +53,9 @@ pub struct EndOfDayReport {
     pub expired_holds: Vec<String>,
     /// Waitlisted reservations cancelled because their arrival came without a room.
     pub waitlist_expired: Vec<String>,
+    /// Rooms whose housekeeping status followed their out-of-order / out-of-service blocks
+    /// on the new business date.
+    pub rooms_status_changed: Vec<String>,
 }
 
 /// Close the business day: no-shows, expired holds, then the next business date.
@@ -168,7 +172,15 @@ async fn end_of_day(
                 "UPDATE properties SET business_date = ?2, updated_at = ?3 WHERE id = ?1",
             )?
             .execute(params![property_id, next, now])?;
+            let rooms_changed = crate::housekeeping::store::sync_block_statuses(
+                tx,
+                &property_id,
+                &next,
+                &label,
+                now,
+            )?;
             let report = EndOfDayReport {
+                rooms_status_changed: rooms_changed,
                 property_id: property_id.clone(),
                 closed_date: bd,
                 business_date: next,

@@ -182,6 +182,15 @@ async fn a_booking_is_confirmed_with_a_short_code_and_vat_included_city_tax_on_t
     );
     let got = h.get(&format!("/reservations/{}", r["id"].as_str().expect("id"))).await;
     assert_eq!(got.body["price"], *p);
+    let audited = count(
+        &h.node,
+        &format!(
+            "SELECT COUNT(*) FROM audit_log WHERE event = 'reservation_created' AND subject_id = '{}'",
+            r["id"].as_str().expect("id")
+        ),
+    )
+    .await;
+    assert_eq!(audited, 1);
     assert_invariants(&h.node).await;
 }
 
@@ -719,13 +728,20 @@ async fn an_inline_guest_is_created_with_the_booking() {
         json!({ "guest_id": null, "guest": { "first_name": "Alan", "last_name": "Turing" } }),
     );
     let r = h.book(body).await;
-    // Needs the guests helper's `create_in_tx`; until then the booking fails whole.
-    if r.status == 201 {
-        assert_eq!(r.str("guest_name"), "Alan Turing");
-        assert!(!r.str("guest_id").is_empty());
-    } else {
-        assert_eq!(count(&h.node, "SELECT COUNT(*) FROM reservations").await, 0);
-    }
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.str("guest_name"), "Alan Turing");
+    let guest_id = r.str("guest_id");
+    let profiles =
+        count(&h.node, &format!("SELECT COUNT(*) FROM guests WHERE id = '{guest_id}'")).await;
+    assert_eq!(profiles, 1);
+    // A bad inline guest names the field inside `guest` and writes nothing.
+    let bad = with(
+        h.body(h.dbl(), 1, 1),
+        json!({ "guest_id": null, "guest": { "first_name": "", "last_name": "Turing" } }),
+    );
+    let r = h.book(bad).await;
+    assert_eq!((r.status, r.field()), (422, "guest.first_name"), "{}", r.text);
+    assert_eq!(count(&h.node, "SELECT COUNT(*) FROM reservations").await, 1);
     let both =
         with(h.body(h.dbl(), 1, 1), json!({ "guest": { "first_name": "A", "last_name": "B" } }));
     assert_eq!(h.book(both).await.field(), "guest");
