@@ -757,3 +757,44 @@ async fn staff_without_the_permission_cannot_book() {
     let r = h.node.post("/reservations", None, h.body(h.dbl(), 1, 1)).await;
     assert_eq!(r.status, 401);
 }
+
+#[tokio::test]
+async fn an_in_house_guest_extends_in_the_same_room_but_not_into_someone_elses_night() {
+    let h = hotel().await;
+    let r = h.booked(h.body(h.ste(), 0, 1)).await;
+    let id = r["id"].as_str().expect("id");
+    assert_eq!(h.action(id, "check-in", json!({})).await.status, 200);
+    let path = format!("/reservations/{id}");
+    let up = h.node.put(&path, Some(&h.token), json!({ "departure": day(h.today, 3) })).await;
+    assert_eq!(up.status, 200, "{}", up.text);
+    assert_eq!((up.str("status"), up.str("room_number")), ("checked_in".into(), "201".into()));
+    assert_eq!(up.body["price"]["room_minor"], 75_000);
+    let room = &h.inv.room_types[1].room_ids[0];
+    let nights =
+        count(&h.node, &format!("SELECT COUNT(*) FROM room_nights WHERE room_id = '{room}'")).await;
+    assert_eq!(nights, 3);
+    // The suite is sold on night 4: no extension over it, and nothing changes.
+    h.booked(h.body(h.ste(), 3, 1)).await;
+    let up = h.node.put(&path, Some(&h.token), json!({ "departure": day(h.today, 5) })).await;
+    assert_eq!((up.status, up.code()), (409, "no_availability"), "{}", up.text);
+    assert_eq!(h.get(&path).await.str("departure"), day(h.today, 3));
+    // The arrival of a guest in house is history.
+    let up = h.node.put(&path, Some(&h.token), json!({ "arrival": day(h.today, 1) })).await;
+    assert_eq!((up.status, up.code()), (409, "invalid_state"));
+    assert_invariants(&h.node).await;
+}
+
+#[tokio::test]
+async fn the_overbooking_allowance_lets_a_type_sell_beyond_its_rooms_and_no_further() {
+    let h = hotel().await;
+    sql(
+        &h.node,
+        &format!("UPDATE room_types SET overbooking_allowance = 1 WHERE id = '{}'", h.ste()),
+    )
+    .await;
+    h.booked(h.body(h.ste(), 1, 1)).await;
+    h.booked(h.body(h.ste(), 1, 1)).await;
+    let r = h.book(h.body(h.ste(), 1, 1)).await;
+    assert_eq!((r.status, r.code()), (409, "no_availability"));
+    assert_invariants(&h.node).await;
+}
