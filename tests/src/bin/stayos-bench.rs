@@ -1563,6 +1563,7 @@ mod hotel_bench {
             Ok::<_, anyhow::Error>(())
         });
         node.stop()?;
-        result
+        result?;
+        verify(&dir)
     }
 }
