@@ -21,6 +21,29 @@ use crate::{http, init, node, tls};
 /// How long in-flight requests get to finish after a shutdown signal.
 const GRACE: Duration = Duration::from_secs(20);
 
+/// How often tentative reservations whose hold has run out are cancelled (their rooms go back
+/// on sale and the waitlist moves). End of day does it too.
+const HOLD_EXPIRY_PERIOD: Duration = Duration::from_secs(60);
+
+/// Cancels expired tentative holds every `period`, for as long as the server runs.
+async fn expire_holds_every(period: Duration, db: Db) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match crate::reservation::waitlist::expire_holds(&db, crate::time::now_ms()).await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::info!(
+                    count = ids.len(),
+                    "cancelled tentative reservations whose hold expired"
+                );
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = ?err, "expiring tentative holds failed"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(
@@ -158,6 +181,7 @@ async fn start_on(
                 metrics.run_upkeep();
             }
         }),
+        tokio::spawn(expire_holds_every(HOLD_EXPIRY_PERIOD, db.clone())),
     ];
     Ok(RunningServer { local_addr, tls: use_tls, handle, serve, housekeeping, db: db.clone() })
 }
