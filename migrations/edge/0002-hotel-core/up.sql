@@ -206,6 +206,8 @@ CREATE INDEX reservations_by_status ON reservations (property_id, status, arriva
 CREATE INDEX reservations_by_guest ON reservations (guest_id);
 CREATE INDEX reservations_by_group ON reservations (group_id);
 CREATE INDEX reservations_by_code ON reservations (confirmation_code);
+-- The minute task that cancels expired holds reads only the tentative ones.
+CREATE INDEX reservations_by_hold ON reservations (hold_expires_at) WHERE status = 'tentative';
 
 -- The nights a reservation holds inventory (tentative, confirmed, checked in, checked out),
 -- with the room price of each night. Rows go when the reservation stops holding inventory.
@@ -294,10 +296,7 @@ CREATE TABLE guests (
     created_at        INTEGER NOT NULL DEFAULT 0,
     updated_at        INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX guests_by_name ON guests (search_name);
-CREATE INDEX guests_by_first_name ON guests (search_name_first);
-CREATE INDEX guests_by_email ON guests (email_norm);
-CREATE INDEX guests_by_phone ON guests (phone_digits);
+-- Search indexes: see the end of this file.
 
 -- Identity documents seen at check-in.
 CREATE TABLE guest_documents (
