@@ -93,6 +93,7 @@ struct Inner {
     replica: crdt::Replica,
     writer: Sender<Msg>,
     readers: Sender<Msg>,
+    checkpointer: Sender<Msg>,
     reader_count: usize,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -169,18 +170,54 @@ fn spawn_worker(
     })
 }
 
+/// How often the checkpointer copies committed WAL frames into the database file.
+const CHECKPOINT_PERIOD: Duration = Duration::from_millis(250);
+
+/// The writer's own auto-checkpoint threshold (pages), a backstop for when the checkpointer
+/// falls behind; SQLite's default of 1,000 would put a checkpoint, with its fsync, inside
+/// the commit of every thousandth page written.
+const WRITER_AUTOCHECKPOINT_PAGES: i64 = 16_000;
+
+/// Checkpoints the WAL on a connection and thread of its own (PASSIVE: it never blocks the
+/// writer or readers), so commits on the single writer only append to the WAL. Without it,
+/// SQLite runs the checkpoint inside the commit that crosses the threshold — in a booking
+/// profile 15 % of the writer's time.
+fn spawn_checkpointer(path: &Path, stop: Receiver<Msg>) -> Result<JoinHandle<()>, DbError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_millis(100))?;
+    Ok(std::thread::Builder::new().name("db-checkpointer".into()).spawn(move || {
+        loop {
+            match stop.recv_timeout(CHECKPOINT_PERIOD) {
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    if let Err(err) = done {
+                        tracing::debug!(error = %err, "a passive WAL checkpoint did not run");
+                    }
+                }
+                _ => break,
+            }
+        }
+        if let Err((_, err)) = conn.close() {
+            tracing::warn!(error = %err, "closing the checkpointer's connection failed");
+        }
+    })?)
+}
+
 impl Db {
     /// Opens (creating if needed) `DIR/stayos.db`, applies pending migrations in one
-    /// transaction, and starts the writer and `readers` reader threads.
+    /// transaction, and starts the writer, `readers` reader threads and the checkpointer.
     pub fn open(data_dir: &Path, readers: usize) -> Result<Db, DbError> {
         let path = data_dir.join(DB_FILE);
         let mut writer_conn = open_writer(&path)?;
         let replica = prepare(&mut writer_conn)?;
+        writer_conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
 
         let reader_count = readers.max(1);
         let (writer_tx, writer_rx) = crossbeam_channel::unbounded();
         let (readers_tx, readers_rx) = crossbeam_channel::unbounded();
-        let mut threads = Vec::with_capacity(reader_count + 1);
+        let (checkpointer_tx, checkpointer_rx) = crossbeam_channel::bounded(1);
+        let mut threads = Vec::with_capacity(reader_count + 2);
+        threads.push(spawn_checkpointer(&path, checkpointer_rx)?);
         threads.push(spawn_worker("db-writer".into(), writer_conn, writer_rx, true)?);
         for i in 0..reader_count {
             let conn = open_reader(&path)?;
@@ -192,6 +229,7 @@ impl Db {
                 replica,
                 writer: writer_tx,
                 readers: readers_tx,
+                checkpointer: checkpointer_tx,
                 reader_count,
                 threads: Mutex::new(threads),
             }),
@@ -254,6 +292,7 @@ impl Db {
     /// WAL). Later calls to `read`/`write` fail with `DbError::Closed`.
     pub fn close(&self) {
         let _ = self.inner.writer.send(Msg::Stop);
+        let _ = self.inner.checkpointer.try_send(Msg::Stop);
         for _ in 0..self.inner.reader_count {
             let _ = self.inner.readers.send(Msg::Stop);
         }
