@@ -186,15 +186,13 @@ fn spawn_checkpointer(path: &Path, stop: Receiver<Msg>) -> Result<JoinHandle<()>
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_millis(100))?;
     Ok(std::thread::Builder::new().name("db-checkpointer".into()).spawn(move || {
-        loop {
-            match stop.recv_timeout(CHECKPOINT_PERIOD) {
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                    if let Err(err) = done {
-                        tracing::debug!(error = %err, "a passive WAL checkpoint did not run");
-                    }
-                }
-                _ => break,
+        // Runs until told to stop or until the `Db` is gone (the channel disconnects).
+        while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+            stop.recv_timeout(CHECKPOINT_PERIOD)
+        {
+            let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            if let Err(err) = done {
+                tracing::debug!(error = %err, "a passive WAL checkpoint did not run");
             }
         }
         if let Err((_, err)) = conn.close() {
