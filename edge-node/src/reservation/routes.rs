@@ -212,7 +212,7 @@ async fn create(
                 quotes.push(store::quote(tx, &settings, stay, &prefix, true)?);
             }
             let (guest_id, guest_name) = match (&body.guest_id, &body.guest) {
-                (Some(id), _) => (id.clone(), store::guest_name(tx, id, "guest_id")?),
+                (Some(id), _) => (id.clone(), store::guest_name(tx, &settings.id, id, "guest_id")?),
                 (None, Some(input)) => {
                     let id = crate::guest::create_in_tx(
                         tx,

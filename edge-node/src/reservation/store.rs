@@ -656,13 +656,29 @@ pub fn confirmation_code(conn: &Connection) -> rusqlite::Result<String> {
     }
 }
 
-/// The guest's display name; 422 naming `field` when there is no such (live) guest.
-pub fn guest_name(conn: &Connection, guest_id: &str, field: &str) -> Result<String, ApiError> {
-    let row: Option<(String, String)> = conn
-        .prepare_cached("SELECT first_name, last_name FROM guests WHERE id = ?1 AND erased_at = 0")?
-        .query_row([guest_id], |r| Ok((r.get(0)?, r.get(1)?)))
+/// The display name of a guest of `property_id` that can be booked: 422 naming `field` when
+/// there is no such guest at the property, or it was erased or merged into another profile.
+pub fn guest_name(
+    conn: &Connection,
+    property_id: &str,
+    guest_id: &str,
+    field: &str,
+) -> Result<String, ApiError> {
+    let row: Option<(String, String, String)> = conn
+        .prepare_cached(
+            "SELECT first_name, last_name, merged_into FROM guests
+             WHERE id = ?1 AND property_id = ?2 AND erased_at = 0",
+        )?
+        .query_row([guest_id, property_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let (first, last) = row.ok_or_else(|| ApiError::invalid_field(field, "no such guest"))?;
+    let (first, last, merged_into) =
+        row.ok_or_else(|| ApiError::invalid_field(field, "no such guest at this property"))?;
+    if !merged_into.is_empty() {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("this profile was merged into guest {merged_into}; book that one"),
+        ));
+    }
     Ok(format!("{first} {last}").trim().to_string())
 }
 

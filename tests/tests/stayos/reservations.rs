@@ -748,6 +748,27 @@ async fn an_inline_guest_is_created_with_the_booking() {
 }
 
 #[tokio::test]
+async fn only_a_live_guest_of_the_property_can_be_booked_by_id() {
+    let h = hotel().await;
+    let elsewhere = insert_guest(&h.node, "Ada", "Elsewhere").await;
+    sql(
+        &h.node,
+        &format!("UPDATE guests SET property_id = 'another-hotel' WHERE id = '{elsewhere}'"),
+    )
+    .await;
+    let merged = insert_guest(&h.node, "Bea", "Merged").await;
+    sql(&h.node, &format!("UPDATE guests SET merged_into = '{}' WHERE id = '{merged}'", h.guest))
+        .await;
+    for guest in [elsewhere, merged, "no-such-guest".to_string()] {
+        let r = h.book(with(h.body(h.dbl(), 1, 1), json!({ "guest_id": guest }))).await;
+        assert_eq!((r.status, r.field()), (422, "guest_id"), "{guest}: {}", r.text);
+    }
+    assert_eq!(count(&h.node, "SELECT COUNT(*) FROM reservations").await, 0);
+    let ok = h.book(h.body(h.dbl(), 1, 1)).await;
+    assert_eq!(ok.status, 201, "{}", ok.text);
+}
+
+#[tokio::test]
 async fn staff_without_the_permission_cannot_book() {
     let h = hotel().await;
     h.node.register(&h.token, "hk@grand-test.example", "housekeeping").await;
