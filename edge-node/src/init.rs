@@ -16,7 +16,7 @@ use crate::auth::tokens::{JWT_KEY_FILE, TokenKeys};
 use crate::auth::{password, store as auth_store};
 use crate::config::{CONFIG_FILE, Config};
 use crate::db::{self, DB_FILE};
-use crate::property::store::{self as property_store, PropertyRow};
+use crate::property::store::{self as property_store, PropertyRecord};
 use crate::{fsutil, node, tls};
 
 #[derive(Debug, Clone)]
@@ -179,14 +179,15 @@ fn create_database(
     let owner_id = uuid::Uuid::now_v7().to_string();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     node::store(&tx, &info)?;
-    property_store::insert(
+    let property = PropertyRecord {
+        name: property_name.to_string(),
+        ..PropertyRecord::new(info.property_id.clone(), now)
+    };
+    property_store::save_record(
         &tx,
-        &PropertyRow {
-            id: info.property_id.clone(),
-            name: property_name.to_string(),
-            timezone: "UTC".into(),
-            currency: "EUR".into(),
-            created_at: now,
+        &PropertyRecord {
+            business_date: crate::dates::today_in(&property.timezone).to_string(),
+            ..property
         },
     )?;
     let properties = [info.property_id.clone()];

@@ -161,7 +161,7 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
     let name = state
         .db
         .read(move |conn| -> Result<_, ApiError> {
-            Ok(crate::property::store::get(conn, &property_id)?.map(|p| p.name))
+            Ok(crate::property::store::get_record(conn, &property_id)?.map(|p| p.name))
         })
         .await
         .ok()

@@ -3,44 +3,6 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// The columns `stayos-edge init` fills in for the node's first property.
-#[derive(Debug, Clone)]
-pub struct PropertyRow {
-    pub id: String,
-    pub name: String,
-    pub timezone: String,
-    pub currency: String,
-    pub created_at: i64,
-}
-
-/// Inserts a property whose business date starts as today in its time zone.
-pub fn insert(conn: &Connection, p: &PropertyRow) -> rusqlite::Result<()> {
-    let business_date = crate::dates::today_in(&p.timezone).to_string();
-    conn.prepare_cached(
-        "INSERT INTO properties (id, name, timezone, currency, business_date, created_at,
-             updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-    )?
-    .execute(params![p.id, p.name, p.timezone, p.currency, business_date, p.created_at])?;
-    Ok(())
-}
-
-pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<PropertyRow>> {
-    conn.prepare_cached(
-        "SELECT id, name, timezone, currency, created_at FROM properties WHERE id = ?1",
-    )?
-    .query_row([id], |r| {
-        Ok(PropertyRow {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            timezone: r.get(2)?,
-            currency: r.get(3)?,
-            created_at: r.get(4)?,
-        })
-    })
-    .optional()
-}
-
 /// Ids of the given property ids that exist and are not deleted.
 pub fn existing(conn: &Connection, ids: &[String]) -> rusqlite::Result<Vec<String>> {
     let json = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());

@@ -223,7 +223,7 @@ pub fn compute(
              JOIN rate_prices p ON p.room_type_id = t.id AND p.night >= ?2 AND p.night <= ?3
              WHERE t.property_id = ?1 AND t.deleted_at = 0",
         )?;
-        let mut rows = stmt.query(params![property_id, night_names[0], to_s])?;
+        let mut rows = stmt.query(params![property_id, from.to_string(), to_s])?;
         while let Some(r) = rows.next()? {
             let t_id = r.get_ref(0)?.as_str().unwrap_or("");
             let Some(&t) = type_index.get(t_id) else { continue };
