@@ -55,6 +55,42 @@ pub fn for_each_change_since(
     conn: &Connection,
     since: i64,
     exclude: Option<&[u8]>,
+    f: impl FnMut(Change) -> Result<(), CrdtError>,
+) -> Result<(), CrdtError> {
+    let sites = match exclude {
+        Some(site) => Sites::Except(site),
+        None => Sites::All,
+    };
+    for_each_change_between(conn, since, i64::MAX, sites, f)
+}
+
+/// Whose changes to read.
+#[derive(Debug, Clone, Copy)]
+pub enum Sites<'a> {
+    All,
+    /// Only those written by this site (an edge pushes only its own writes).
+    Only(&'a [u8]),
+    /// All but those written by this site (the peer asking already has its own).
+    Except(&'a [u8]),
+}
+
+impl Sites<'_> {
+    fn wants(&self, site: &[u8]) -> bool {
+        match self {
+            Sites::All => true,
+            Sites::Only(s) => *s == site,
+            Sites::Except(s) => *s != site,
+        }
+    }
+}
+
+/// The changes of database versions `since < v <= until` written by `sites`, handed to `f`
+/// in `db_version`, `seq` order.
+pub fn for_each_change_between(
+    conn: &Connection,
+    since: i64,
+    until: i64,
+    sites: Sites<'_>,
     mut f: impl FnMut(Change) -> Result<(), CrdtError>,
 ) -> Result<(), CrdtError> {
     let catalog = Catalog::load(conn)?;
@@ -62,9 +98,10 @@ pub fn for_each_change_since(
         return Ok(());
     }
     let mut log = conn.prepare(
-        "SELECT db_version, rows FROM crdt_log WHERE db_version > ?1 ORDER BY db_version, part",
+        "SELECT db_version, rows FROM crdt_log WHERE db_version > ?1 AND db_version <= ?2 \
+         ORDER BY db_version, part",
     )?;
-    let mut rows = log.query([since])?;
+    let mut rows = log.query([since, until])?;
     let mut version = None;
     let mut touched: BTreeSet<(u32, Vec<u8>)> = BTreeSet::new();
     loop {
@@ -73,7 +110,7 @@ pub fn for_each_change_since(
         if let Some(v) = version
             && next_version != Some(v)
         {
-            for change in version_changes(conn, &catalog, v, &touched, exclude)? {
+            for change in version_changes(conn, &catalog, v, &touched, sites)? {
                 f(change)?;
             }
             touched.clear();
@@ -81,11 +118,53 @@ pub fn for_each_change_since(
         let Some(row) = next else { break };
         version = next_version;
         let blob: Vec<u8> = row.get(1)?;
-        let noted: Vec<(u32, Vec<u8>)> = postcard::from_bytes(&blob)
-            .map_err(|_| CrdtError::Invalid(format!("crdt_log entry {version:?} is corrupt")))?;
-        touched.extend(noted);
+        touched.extend(decode_log(&blob, version)?);
     }
     Ok(())
+}
+
+fn decode_log(blob: &[u8], version: Option<i64>) -> Result<Vec<(u32, Vec<u8>)>, CrdtError> {
+    postcard::from_bytes(blob)
+        .map_err(|_| CrdtError::Invalid(format!("crdt_log entry {version:?} is corrupt")))
+}
+
+/// The end of the next bounded batch after `since`: the largest version `until` such that
+/// the versions `since < v <= until` touched at most `max_rows` rows — but always at least
+/// one whole version, since a batch never splits one. `since` itself when nothing is newer.
+pub fn batch_end(conn: &Connection, since: i64, max_rows: usize) -> Result<i64, CrdtError> {
+    let mut log = conn.prepare_cached(
+        "SELECT db_version, rows FROM crdt_log WHERE db_version > ?1 ORDER BY db_version, part",
+    )?;
+    let mut rows = log.query([since])?;
+    let (mut until, mut taken) = (since, 0usize);
+    // Takes a whole version of `n` rows, unless that would pass the bound after others.
+    let take = |until: &mut i64, taken: &mut usize, v: i64, n: usize| {
+        if *taken > 0 && *taken + n > max_rows {
+            return false;
+        }
+        *taken += n;
+        *until = v;
+        true
+    };
+    let (mut current, mut n) = (None, 0usize);
+    while let Some(row) = rows.next()? {
+        let v: i64 = row.get(0)?;
+        if let Some(c) = current
+            && c != v
+        {
+            if !take(&mut until, &mut taken, c, n) {
+                return Ok(until);
+            }
+            n = 0;
+        }
+        current = Some(v);
+        let blob: Vec<u8> = row.get(1)?;
+        n += decode_log(&blob, Some(v))?.len();
+    }
+    if let Some(c) = current {
+        take(&mut until, &mut taken, c, n);
+    }
+    Ok(until)
 }
 
 /// The changes database version `version` wrote to the `touched` rows, in `seq` order.
@@ -94,7 +173,7 @@ fn version_changes(
     catalog: &Catalog,
     version: i64,
     touched: &BTreeSet<(u32, Vec<u8>)>,
-    exclude: Option<&[u8]>,
+    sites: Sites<'_>,
 ) -> Result<Vec<Change>, CrdtError> {
     let mut out = Vec::new();
     for (ordinal, key) in touched {
@@ -109,7 +188,7 @@ fn version_changes(
                 continue;
             }
             let site = catalog.site(stamp.site)?;
-            if exclude == Some(site) {
+            if !sites.wants(site) {
                 continue;
             }
             let (cid, val, col_version) = match column {

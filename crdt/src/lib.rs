@@ -60,14 +60,18 @@ pub mod changes;
 pub mod clock;
 pub mod merge;
 pub mod pk;
+pub mod protocol;
 pub mod schema;
 pub mod wire;
 
 pub use capture::{CrdtError, Replica, replicated_tables, site_id};
-pub use changes::{Change, SENTINEL, changes_since, for_each_change_since};
+pub use changes::{
+    Change, SENTINEL, Sites, batch_end, changes_since, for_each_change_between,
+    for_each_change_since,
+};
 pub use merge::{
-    Changeset, MergeReport, PeerCursor, changeset_since, compare_values, peer_cursor,
-    schema_version, set_acked,
+    Changeset, MergeReport, PeerCursor, changeset_batch, changeset_since, compare_values,
+    peer_cursor, schema_version, set_acked,
 };
 pub use pk::{PkError, Value, pack, unpack};
 pub use schema::{SchemaError, check_replicable};

@@ -155,6 +155,50 @@ pub fn changeset_since(
     result
 }
 
+/// The next bounded batch after `since` of the changes written by `sites`: whole database
+/// versions touching at most `max_rows` rows in all (at least one version), read in one
+/// snapshot. `until` is where the batch ends even when `sites` leaves every change out, so
+/// a cursor moves past versions that hold nothing to send.
+pub fn changeset_batch(
+    conn: &Connection,
+    since: i64,
+    max_rows: usize,
+    sites: crate::changes::Sites<'_>,
+) -> Result<Changeset, CrdtError> {
+    let own_tx = conn.is_autocommit();
+    if own_tx {
+        conn.execute_batch("BEGIN")?;
+    }
+    let result = (|| {
+        if !crate::capture::has_meta(conn)? {
+            return Ok(Changeset {
+                site_id: Vec::new(),
+                schema_version: 0,
+                since,
+                until: since,
+                changes: Vec::new(),
+            });
+        }
+        let until = crate::changes::batch_end(conn, since, max_rows)?;
+        let mut changes = Vec::new();
+        crate::changes::for_each_change_between(conn, since, until, sites, |c| {
+            changes.push(c);
+            Ok(())
+        })?;
+        Ok(Changeset {
+            site_id: crate::capture::site_id(conn)?,
+            schema_version: schema_version(conn)?,
+            since,
+            until,
+            changes,
+        })
+    })();
+    if own_tx {
+        conn.execute_batch("COMMIT")?;
+    }
+    result
+}
+
 /// A change checked against the local schema.
 enum Checked<'t> {
     Apply { table: &'t Table, key: Vec<Value>, column: Option<usize> },
