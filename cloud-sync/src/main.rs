@@ -295,12 +295,27 @@ async fn open(db: &Database, size: usize) -> anyhow::Result<Pool> {
     match reachable {
         Ok(Ok(_client)) => Ok(pool),
         Ok(Err(err)) => Err(anyhow::anyhow!(
-            "cannot connect to PostgreSQL at {shown}: {err}; PostgreSQL must be running and accept connections there"
+            "cannot connect to PostgreSQL at {shown}: {}; PostgreSQL must be running and accept connections there",
+            causes(&err)
         )),
         Err(_) => Err(anyhow::anyhow!(
             "PostgreSQL at {shown} did not answer within 15 s; PostgreSQL must be running and accept connections there"
         )),
     }
+}
+
+/// An error with its causes, `a: b: c`, skipping a cause its parent already printed.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text = format!("{text}: {next}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// [`open`], for commands that need the hub's tables.

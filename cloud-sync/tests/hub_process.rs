@@ -1,0 +1,708 @@
+//! The real `stayos-hub` binary against a fresh PostgreSQL database per test: its command
+//! line, HTTPS with the certificate an enrollment token pins, enrollment, node
+//! authentication and revocation, ownership refusals with their audit, long-polls, export and
+//! import by file, and a prompt clean exit on SIGTERM.
+
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crdt::protocol::{
+    self, Batch, CONTENT_ENCODING, CONTENT_TYPE, EnrollResponse, EnrollToken, Hello, Pull, PushAck,
+    WireChange, WireValue,
+};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const P1: &str = "0195f2a0-0000-7000-8000-000000000001";
+const P2: &str = "0195f2a0-0000-7000-8000-000000000002";
+
+async fn pg(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url} (is PostgreSQL running?): {e}"));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// A database of its own, dropped with the test.
+struct Database {
+    name: String,
+    url: String,
+}
+
+impl Database {
+    async fn create() -> Database {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let name = format!("stayos_h2_{}_{}_{}", std::process::id(), nanos, rand::random::<u32>());
+        pg(PG_ADMIN_URL).await.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("db");
+        Database { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), name }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // Synchronous: Drop cannot await, and psql is on every machine of the project.
+        let _ = std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-q", "-c"])
+            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A hub database and, once `serve`d, the serving process.
+struct Hub {
+    db: Database,
+    child: Option<Child>,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Hub {
+    async fn new() -> Hub {
+        let db = Database::create().await;
+        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.log", db.name));
+        Hub { db, child: None, addr: String::new(), log }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stayos-hub"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("STAYOS_") || key == "RUST_LOG" {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("STAYOS_DATABASE_URL", &self.db.url).stdin(Stdio::null()).kill_on_drop(true);
+        cmd
+    }
+
+    async fn cli(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().await.expect("run stayos-hub")
+    }
+
+    async fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args).await;
+        assert!(out.status.success(), "stayos-hub {args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    /// `serve --listen 127.0.0.1:0`, waiting for its `listening on` line.
+    async fn serve(&mut self, extra: &[&str]) {
+        let log = std::fs::File::create(&self.log).expect("log file");
+        let mut child = self
+            .command()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn serve");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the hub printed its address in time")
+            .expect("stdout")
+            .unwrap_or_else(|| panic!("the hub exited: {}", self.log_text()));
+        self.addr = line.strip_prefix("listening on ").expect("listening on <addr>").to_string();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.child = Some(child);
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
+    }
+
+    async fn token(&self, property_id: &str) -> String {
+        self.cli_ok(&["enroll-token", "--property-id", property_id]).await.trim().to_string()
+    }
+
+    /// SIGTERM; returns how long the process took to exit and whether it exited 0.
+    async fn terminate(&mut self) -> (Duration, bool) {
+        let mut child = self.child.take().expect("serving");
+        let pid = child.id().expect("running").to_string();
+        let started = Instant::now();
+        let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(killed.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("the hub exits after SIGTERM")
+            .expect("wait");
+        (started.elapsed(), status.success())
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Accepts exactly the certificate whose SHA-256 the enrollment token carries — what an edge
+/// does on first contact — and still checks the handshake signatures.
+#[derive(Debug)]
+struct Pinned {
+    sha256: String,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if hex::encode(Sha256::digest(end_entity.as_ref())) == self.sha256 {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("the certificate is not the pinned one".into()))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// An HTTPS client that trusts only the certificate with this fingerprint.
+fn pinned_client(sha256: &str) -> reqwest::Client {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned { sha256: sha256.to_string(), provider }))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+fn fingerprint(token: &str) -> String {
+    EnrollToken::parse(token).expect("token").cert_sha256.expect("the token pins a certificate")
+}
+
+async fn json_of(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let body = resp.text().await.expect("body");
+    (status, serde_json::from_str(&body).unwrap_or_else(|_| json!({ "raw": body })))
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
+
+async fn enroll(
+    client: &reqwest::Client,
+    hub: &Hub,
+    token: &str,
+    site: [u8; 16],
+    property_id: &str,
+) -> (u16, Value) {
+    let body = json!({
+        "token": token, "site_id": hex::encode(site), "property_id": property_id, "name": "desk-1",
+    });
+    json_of(client.post(hub.url("/v1/enroll")).json(&body).send().await.expect("enroll")).await
+}
+
+async fn enroll_ok(
+    client: &reqwest::Client,
+    hub: &Hub,
+    site: [u8; 16],
+    property_id: &str,
+) -> EnrollResponse {
+    let token = hub.token(property_id).await;
+    let (status, body) = enroll(client, hub, &token, site, property_id).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_value(body).expect("EnrollResponse")
+}
+
+/// One change of a `properties` row: the row's name.
+fn property_name_change(property_id: &str, site: [u8; 16], db_version: i64) -> WireChange {
+    WireChange {
+        table: "properties".into(),
+        pk: crdt::pack(&[crdt::Value::Text(property_id.into())]).expect("pk"),
+        cid: "name".into(),
+        val: WireValue::Text(format!("Hotel {db_version}")),
+        col_version: db_version,
+        db_version,
+        site_id: site.to_vec(),
+        cl: 1,
+        seq: 0,
+    }
+}
+
+async fn push(
+    client: &reqwest::Client,
+    hub: &Hub,
+    credential: &str,
+    batch: &Batch,
+) -> reqwest::Response {
+    client
+        .post(hub.url("/v1/sync/push"))
+        .bearer_auth(credential)
+        .header("content-type", CONTENT_TYPE)
+        .header("content-encoding", CONTENT_ENCODING)
+        .body(protocol::encode(batch))
+        .send()
+        .await
+        .expect("push")
+}
+
+async fn pull(
+    client: &reqwest::Client,
+    hub: &Hub,
+    credential: &str,
+    since: i64,
+    wait: u64,
+) -> Pull {
+    let resp = client
+        .get(hub.url(&format!("/v1/sync/pull?since={since}&limit=100&wait={wait}")))
+        .bearer_auth(credential)
+        .send()
+        .await
+        .expect("pull");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["content-type"], CONTENT_TYPE);
+    assert_eq!(resp.headers()["content-encoding"], CONTENT_ENCODING);
+    protocol::decode(&resp.bytes().await.expect("body"), protocol::MAX_DECODED_BYTES)
+        .expect("a Pull")
+}
+
+#[tokio::test]
+async fn migrating_twice_then_serving_over_the_pinned_certificate_answers_health_ready_and_metrics()
+{
+    let mut hub = Hub::new().await;
+    let first = hub.cli_ok(&["migrate"]).await;
+    let second = hub.cli_ok(&["migrate"]).await;
+    assert_eq!(first, second, "a second migrate changes nothing, not even the certificate");
+    hub.serve(&[]).await;
+    let token = hub.token(P1).await;
+    let sha = fingerprint(&token);
+    assert!(first.contains(&sha), "migrate reports the fingerprint tokens carry: {first}");
+    let client = pinned_client(&sha);
+
+    let (status, body) =
+        json_of(client.get(hub.url("/health")).send().await.expect("health")).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = json_of(client.get(hub.url("/ready")).send().await.expect("ready")).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ready")));
+    let (status, body) = json_of(client.get(hub.url("/nope")).send().await.expect("404")).await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
+
+    let metrics = client.get(hub.url("/metrics")).send().await.expect("metrics");
+    assert_eq!(metrics.status().as_u16(), 200);
+    let metrics = metrics.text().await.expect("text");
+    for series in [
+        "http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"} 1",
+        "stayos_hub_push_batches_total",
+        "stayos_hub_changes_merged_total",
+        "stayos_hub_head_version",
+        "stayos_hub_nodes_connected",
+    ] {
+        assert!(metrics.contains(series), "/metrics has {series}:\n{metrics}");
+    }
+
+    // A client pinned to another certificate cannot even connect.
+    let wrong = pinned_client(&"00".repeat(32));
+    assert!(wrong.get(hub.url("/health")).send().await.is_err());
+
+    let (took, ok) = hub.terminate().await;
+    assert!(ok, "exit code 0 after SIGTERM; log: {}", hub.log_text());
+    assert!(took < Duration::from_secs(5), "stopped in {took:?}");
+}
+
+#[tokio::test]
+async fn a_token_enrolls_once_and_used_expired_garbage_or_mismatched_tokens_are_refused() {
+    let mut hub = Hub::new().await;
+    hub.serve(&[]).await;
+    let token = hub.token(P1).await;
+    let client = pinned_client(&fingerprint(&token));
+    let site = [1u8; 16];
+
+    // Refusals that must not burn the token.
+    let (status, body) = enroll(&client, &hub, &token, site, P2).await;
+    assert_eq!((status, error_code(&body)), (422, "property_mismatch"), "{body}");
+    let bad_site = json!({ "token": token, "site_id": "abc", "property_id": P1 });
+    let resp = client.post(hub.url("/v1/enroll")).json(&bad_site).send().await.expect("send");
+    let (status, body) = json_of(resp).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "site_id");
+
+    let (status, body) = enroll(&client, &hub, &token, site, P1).await;
+    assert_eq!(status, 200, "{body}");
+    let enrolled: EnrollResponse = serde_json::from_value(body).expect("EnrollResponse");
+    assert_eq!(enrolled.property_id, P1);
+    assert!(enrolled.credential.starts_with(&format!("{}.", enrolled.node_id)));
+
+    let (status, body) = enroll(&client, &hub, &token, [2; 16], P1).await;
+    assert_eq!((status, error_code(&body)), (401, "token_used"));
+
+    let (status, body) = enroll(&client, &hub, "ST1.not-a-real-secret.", [2; 16], P1).await;
+    assert_eq!((status, error_code(&body)), (401, "token_invalid"));
+    let (status, body) = enroll(&client, &hub, "garbage", [2; 16], P1).await;
+    assert_eq!((status, error_code(&body)), (401, "token_invalid"));
+
+    let expired = hub.token(P1).await;
+    pg(&hub.db.url)
+        .await
+        .execute("UPDATE enroll_tokens SET expires_at = now() - interval '1 second' WHERE used_at IS NULL", &[])
+        .await
+        .expect("age the token");
+    let (status, body) = enroll(&client, &hub, &expired, [2; 16], P1).await;
+    assert_eq!((status, error_code(&body)), (401, "token_expired"));
+
+    // The same site twice: 409, and the token stays usable for another site.
+    let again = hub.token(P1).await;
+    let (status, body) = enroll(&client, &hub, &again, site, P1).await;
+    assert_eq!((status, error_code(&body)), (409, "site_enrolled"));
+    let (status, body) = enroll(&client, &hub, &again, [3; 16], P1).await;
+    assert_eq!(status, 200, "{body}");
+
+    let resp = client.post(hub.url("/v1/enroll")).body("{").send().await.expect("send");
+    let (status, body) = json_of(resp).await;
+    assert!(status == 400 || status == 415 || status == 422, "{status} {body}");
+    assert!(!error_code(&body).is_empty(), "JSON error shape: {body}");
+
+    let listed = hub.cli_ok(&["nodes"]).await;
+    assert!(listed.contains(&enrolled.node_id) && listed.contains(&hex::encode(site)), "{listed}");
+    let audited: i64 = pg(&hub.db.url)
+        .await
+        .query_one("SELECT count(*) FROM hub_audit WHERE event = 'node_enrolled'", &[])
+        .await
+        .expect("audit")
+        .get(0);
+    assert_eq!(audited, 2);
+
+    assert!(hub.terminate().await.1);
+}
+
+#[tokio::test]
+async fn sync_calls_need_a_valid_credential_and_a_revoked_node_is_refused_and_audited() {
+    let mut hub = Hub::new().await;
+    hub.serve(&[]).await;
+    let client = pinned_client(&fingerprint(&hub.token(P1).await));
+    let site = [4u8; 16];
+    let node = enroll_ok(&client, &hub, site, P1).await;
+
+    let hello = |credential: Option<String>| {
+        let mut req = client.get(hub.url("/v1/sync/hello"));
+        if let Some(c) = credential {
+            req = req.bearer_auth(c);
+        }
+        async move { json_of(req.send().await.expect("hello")).await }
+    };
+    let (status, body) = hello(None).await;
+    assert_eq!((status, error_code(&body)), (401, "unauthenticated"));
+    let wrong_secret = format!("{}.{}", node.node_id, "A".repeat(43));
+    let (status, body) = hello(Some(wrong_secret)).await;
+    assert_eq!((status, error_code(&body)), (401, "unauthenticated"));
+    let (status, body) = hello(Some("no-dot".into())).await;
+    assert_eq!((status, error_code(&body)), (401, "unauthenticated"));
+
+    let (status, body) = hello(Some(node.credential.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    let h: Hello = serde_json::from_value(body).expect("Hello");
+    assert_eq!(
+        (h.node_id.as_str(), h.property_id.as_str(), h.received),
+        (node.node_id.as_str(), P1, 0)
+    );
+    assert_eq!(h.hub_site_id, node.hub_site_id);
+
+    let out = hub.cli(&["revoke-node", "--node-id", "no-such-node"]).await;
+    assert_eq!(out.status.code(), Some(2), "unknown node: exit 2");
+    assert!(text(&out.stderr).contains("no-such-node"));
+    hub.cli_ok(&["revoke-node", "--node-id", &node.node_id]).await;
+
+    for _ in 0..3 {
+        let (status, body) = hello(Some(node.credential.clone())).await;
+        assert_eq!((status, error_code(&body)), (403, "node_revoked"));
+    }
+    let batch = Batch {
+        site_id: site.to_vec(),
+        schema_version: 1,
+        since: 0,
+        until: 1,
+        changes: vec![property_name_change(P1, site, 1)],
+    };
+    let resp = push(&client, &hub, &node.credential, &batch).await;
+    assert_eq!(resp.status().as_u16(), 403);
+
+    let db = pg(&hub.db.url).await;
+    let events: Vec<String> = db
+        .query("SELECT event FROM hub_audit WHERE node_id = $1 ORDER BY id", &[&node.node_id])
+        .await
+        .expect("audit")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        events,
+        ["node_enrolled", "node_revoked", "revoked_node_refused"],
+        "a retrying revoked node is audited once a minute, not per request"
+    );
+    let listed = hub.cli_ok(&["nodes"]).await;
+    assert!(listed.lines().any(|l| l.starts_with(&node.node_id) && !l.ends_with('-')), "{listed}");
+
+    // The site may enroll again after the revocation.
+    enroll_ok(&client, &hub, site, P1).await;
+    assert!(hub.terminate().await.1);
+}
+
+#[tokio::test]
+async fn a_push_is_merged_for_its_own_property_and_refused_whole_and_audited_for_another() {
+    let mut hub = Hub::new().await;
+    hub.serve(&[]).await;
+    let client = pinned_client(&fingerprint(&hub.token(P1).await));
+    let (site_a, site_b) = ([0xA1u8; 16], [0xB2u8; 16]);
+    let a = enroll_ok(&client, &hub, site_a, P1).await;
+    let b = enroll_ok(&client, &hub, site_b, P1).await;
+
+    // Node B long-polls before anything exists; A's push wakes it.
+    let waiting = {
+        let client = client.clone();
+        let url = hub.url("/v1/sync/pull?since=0&wait=20");
+        let credential = b.credential.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let resp = client.get(url).bearer_auth(credential).send().await.expect("pull");
+            let body = resp.bytes().await.expect("body");
+            (started.elapsed(), protocol::decode::<Pull>(&body, 1 << 30).expect("Pull"))
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let own = Batch {
+        site_id: site_a.to_vec(),
+        schema_version: 2,
+        since: 0,
+        until: 1,
+        changes: vec![property_name_change(P1, site_a, 1)],
+    };
+    let resp = push(&client, &hub, &a.credential, &own).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let ack: PushAck = resp.json().await.expect("PushAck");
+    assert_eq!(ack.received, 1);
+    let (waited, pulled) = waiting.await.expect("long-poll");
+    assert!(waited < Duration::from_secs(10), "the push woke the long-poll ({waited:?})");
+    assert_eq!(pulled.batch.changes.len(), 1, "{pulled:?}");
+    assert_eq!(pulled.batch.changes[0].site_id, site_a.to_vec());
+    // A does not get its own change back.
+    assert!(pull(&client, &hub, &a.credential, 0, 0).await.batch.changes.is_empty());
+
+    // Another property's row: refused whole, nothing applied, audited.
+    let foreign = Batch {
+        site_id: site_a.to_vec(),
+        schema_version: 2,
+        since: 1,
+        until: 2,
+        changes: vec![property_name_change(P1, site_a, 2), property_name_change(P2, site_a, 2)],
+    };
+    let resp = push(&client, &hub, &a.credential, &foreign).await;
+    let (status, body) = json_of(resp).await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden_change"), "{body}");
+    assert_eq!(body["error"]["details"]["table"], "properties");
+    let db = pg(&hub.db.url).await;
+    let name: String = db
+        .query_one("SELECT name FROM replica.properties WHERE id = $1", &[&P1])
+        .await
+        .expect("row")
+        .get(0);
+    assert_eq!(name, "Hotel 1", "nothing of the refused batch was applied");
+    let refused = db
+        .query_one(
+            "SELECT details::text FROM hub_audit WHERE event = 'push_refused' AND node_id = $1",
+            &[&a.node_id],
+        )
+        .await
+        .expect("one push_refused audit row");
+    assert!(refused.get::<_, String>(0).contains("properties"));
+
+    // A batch of another site's changes from A: refused.
+    let wrong_site = Batch { site_id: site_b.to_vec(), ..own.clone() };
+    let (status, body) = json_of(push(&client, &hub, &a.credential, &wrong_site).await).await;
+    assert_eq!((status, error_code(&body)), (403, "wrong_site"));
+
+    // The wire is checked before anything else.
+    let resp = client
+        .post(hub.url("/v1/sync/push"))
+        .bearer_auth(&a.credential)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 415);
+    let resp = client
+        .post(hub.url("/v1/sync/push"))
+        .bearer_auth(&a.credential)
+        .header("content-type", CONTENT_TYPE)
+        .header("content-encoding", CONTENT_ENCODING)
+        .body("not zstd")
+        .send()
+        .await
+        .expect("send");
+    let (status, body) = json_of(resp).await;
+    assert_eq!((status, error_code(&body)), (422, "invalid_body"));
+    let resp = client
+        .get(hub.url("/v1/sync/pull?limit=0"))
+        .bearer_auth(&a.credential)
+        .send()
+        .await
+        .expect("send");
+    let (status, body) = json_of(resp).await;
+    assert_eq!((status, body["error"]["details"]["field"].as_str()), (422, Some("limit")));
+
+    let metrics = client.get(hub.url("/metrics")).send().await.expect("m").text().await.expect("t");
+    assert!(
+        metrics.contains("stayos_hub_refused_total{reason=\"forbidden_change\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("stayos_hub_push_batches_total{result=\"ok\"} 1"), "{metrics}");
+    assert!(hub.terminate().await.1);
+}
+
+#[tokio::test]
+async fn sigterm_answers_waiting_long_polls_at_once_and_exits_zero() {
+    let mut hub = Hub::new().await;
+    hub.serve(&[]).await;
+    let client = pinned_client(&fingerprint(&hub.token(P1).await));
+    let node = enroll_ok(&client, &hub, [9; 16], P1).await;
+    let polls: Vec<_> = (0..20)
+        .map(|_| {
+            let req = client
+                .get(hub.url("/v1/sync/pull?since=0&wait=30"))
+                .bearer_auth(&node.credential)
+                .send();
+            tokio::spawn(async move { req.await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let metrics = client.get(hub.url("/metrics")).send().await.expect("m").text().await.expect("t");
+    assert!(metrics.contains("stayos_hub_nodes_connected 20"), "{metrics}");
+
+    let (took, ok) = hub.terminate().await;
+    assert!(ok, "exit 0; log: {}", hub.log_text());
+    assert!(took < Duration::from_secs(5), "long-polls did not hold the shutdown: {took:?}");
+    for poll in polls {
+        assert_eq!(poll.await.expect("task").expect("answered, not cut off"), 200);
+    }
+}
+
+#[tokio::test]
+async fn changes_travel_by_file_and_bad_files_are_refused_with_the_line_and_exit_code_two() {
+    let hub = Hub::new().await;
+    hub.cli_ok(&["migrate"]).await;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&hub.db.name);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let site = [7u8; 16];
+    let change: crdt::Change = property_name_change(P1, site, 1).into();
+    let good = dir.join("good.jsonl");
+    std::fs::write(&good, format!("{}\n", crdt::wire::change_line(&change))).expect("write");
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, format!("{}\nnot json\n", crdt::wire::change_line(&change)))
+        .expect("write");
+
+    let out = hub.cli(&["changes", "import", "--property-id", P1, bad.to_str().expect("p")]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("line 2"), "{}", text(&out.stderr));
+
+    let out = hub.cli(&["changes", "import", "--property-id", P2, good.to_str().expect("p")]).await;
+    assert_eq!(out.status.code(), Some(2), "another property's row: {}", text(&out.stderr));
+
+    let imported =
+        hub.cli_ok(&["changes", "import", "--property-id", P1, good.to_str().expect("p")]).await;
+    assert!(imported.contains("1 applied"), "{imported}");
+
+    let exported = dir.join("to-edge.jsonl");
+    let path = exported.to_str().expect("p");
+    hub.cli_ok(&["changes", "export", "--property-id", P1, path]).await;
+    let lines: Vec<(crdt::Change, Option<i64>)> = std::fs::read_to_string(&exported)
+        .expect("read")
+        .lines()
+        .map(|l| crdt::wire::parse_line(l).expect("a change line"))
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!((lines[0].0.val.clone(), lines[0].0.site_id.clone()), (change.val, site.to_vec()));
+    assert!(lines[0].1.is_some(), "export carries the schema version");
+
+    let out = hub.cli(&["changes", "export", "--property-id", P1, path]).await;
+    assert_eq!(out.status.code(), Some(2), "never overwrites: {}", text(&out.stderr));
+
+    let audited: i64 = pg(&hub.db.url)
+        .await
+        .query_one("SELECT count(*) FROM hub_audit WHERE event = 'changes_imported'", &[])
+        .await
+        .expect("audit")
+        .get(0);
+    assert_eq!(audited, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_clear_error_without_the_password() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stayos-hub"))
+        .args(["nodes", "--database-url", "postgres://hub:s3cret@127.0.0.1:1/none"])
+        .env_remove("STAYOS_DATABASE_URL")
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("postgres://hub@127.0.0.1:1/none")
+            && err.contains("PostgreSQL must be running"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
