@@ -706,3 +706,47 @@ async fn an_unreachable_database_is_a_clear_error_without_the_password() {
     assert!(!err.contains("s3cret"), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
 }
+
+#[tokio::test]
+async fn serving_certificate_files_serves_them_and_tokens_then_pin_nothing() {
+    let mut hub = Hub::new().await;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-tls", hub.db.name));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).expect("write");
+    std::fs::write(&key_file, key.serialize_pem()).expect("write");
+    hub.serve(&[
+        "--tls-cert",
+        cert_file.to_str().expect("p"),
+        "--tls-key",
+        key_file.to_str().expect("p"),
+    ])
+    .await;
+
+    let token = hub.token(P1).await;
+    assert_eq!(EnrollToken::parse(&token).expect("token").cert_sha256, None, "{token}");
+    let client = pinned_client(&hex::encode(Sha256::digest(cert.der().as_ref())));
+    let resp = client.get(hub.url("/health")).send().await.expect("the file certificate");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(hub.terminate().await.1);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let out = hub
+        .cli(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent/c.pem",
+            "--tls-key",
+            "/nonexistent/k.pem",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("/nonexistent/c.pem"));
+}
