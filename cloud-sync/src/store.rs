@@ -610,6 +610,10 @@ impl Store {
                 until = changes.last().map_or(since, |c| c.db_version);
             }
             remaining = count_range(&client, property_id, exclude, until, head).await?;
+            if remaining == 0 {
+                // Nothing for this node after the batch: its cursor may move to the head.
+                until = until.max(head);
+            }
         }
         Ok(Pull {
             batch: Batch {

@@ -1,0 +1,536 @@
+//! The hub merges exactly as the `crdt` SQLite replica does: random writes at several crdt
+//! replicas, relayed between them, end in the same rows and the same clocks whether merged by
+//! a crdt replica or pushed to the hub on PostgreSQL in any grouping, order and duplication —
+//! and a replica fed by the hub's pulls ends the same too. Plus the hub's own rules: who may
+//! write what, replays, pulls in whole versions, tables of a newer schema.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use cloud_sync::db;
+use cloud_sync::schema::{HubSchema, PgType, Table};
+use cloud_sync::store::{MergeError, Store, Writer, project_value};
+use cloud_sync::value;
+use common::TestDb;
+use crdt::protocol::Scopes;
+use crdt::{Change, Changeset, Replica};
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rusqlite::Connection;
+use rusqlite::types::Value;
+
+const DDL: &str = "
+    CREATE TABLE items (
+        id    TEXT PRIMARY KEY NOT NULL,
+        name  TEXT,
+        qty   INTEGER DEFAULT 0,
+        price REAL,
+        data  BLOB,
+        note  DEFAULT 'n'
+    );
+    CREATE TABLE links (
+        a TEXT NOT NULL,
+        b INTEGER NOT NULL,
+        v,
+        w TEXT DEFAULT 'x',
+        PRIMARY KEY (a, b)
+    );";
+const SCOPES: &str = "[tables]\nitems = \"property\"\nlinks = \"chain\"\n";
+const PROPERTY: &str = "P1";
+
+/// The test tables: name, key values per key slot, non-key columns.
+fn keys(table: usize) -> Vec<Vec<Value>> {
+    if table == 0 {
+        ["k0", "k1", "k2"].iter().map(|k| vec![Value::Text((*k).into())]).collect()
+    } else {
+        vec![
+            vec![Value::Text("a".into()), Value::Integer(1)],
+            vec![Value::Text("a".into()), Value::Integer(2)],
+            vec![Value::Text("b".into()), Value::Integer(1)],
+        ]
+    }
+}
+
+fn table_name(table: usize) -> &'static str {
+    if table == 0 { "items" } else { "links" }
+}
+
+fn key_columns(table: usize) -> &'static [&'static str] {
+    if table == 0 { &["id"] } else { &["a", "b"] }
+}
+
+fn value_columns(table: usize) -> &'static [&'static str] {
+    if table == 0 { &["name", "qty", "price", "data", "note"] } else { &["v", "w"] }
+}
+
+fn schema() -> HubSchema {
+    HubSchema::from_sqlite(DDL, &Scopes::parse(SCOPES).expect("scopes")).expect("schema")
+}
+
+fn replica(site: u8) -> (Connection, Replica) {
+    let conn = Connection::open_in_memory().expect("open");
+    let replica = Replica::install_with_site_id(&conn, Some(&[site; 16])).expect("install");
+    conn.execute_batch(DDL).expect("ddl");
+    for t in ["items", "links"] {
+        replica.make_replicated(&conn, t).expect("replicate");
+    }
+    replica.set_schema_version(&conn, 1).expect("schema version");
+    (conn, replica)
+}
+
+fn pk(key: &[Value]) -> Vec<u8> {
+    let values: Vec<crdt::Value> = key
+        .iter()
+        .map(|v| match v {
+            Value::Null => crdt::Value::Null,
+            Value::Integer(i) => crdt::Value::Integer(*i),
+            Value::Real(f) => crdt::Value::Real(*f),
+            Value::Text(t) => crdt::Value::Text(t.clone()),
+            Value::Blob(b) => crdt::Value::Blob(b.clone()),
+        })
+        .collect();
+    crdt::pack(&values).expect("pack")
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Sets columns of a row at a site: an insert when the row is not there (a re-insert
+    /// after a delete), an update otherwise.
+    Write {
+        site: usize,
+        table: usize,
+        key: usize,
+        values: Vec<(usize, Value)>,
+    },
+    Delete {
+        site: usize,
+        table: usize,
+        key: usize,
+    },
+    /// Merges everything `from` has into `to`, relayed changes included.
+    Sync {
+        from: usize,
+        to: usize,
+    },
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    // A small domain, so that two sites often write equal values.
+    prop_oneof![
+        Just(Value::Null),
+        prop_oneof![Just(-1i64), Just(0), Just(2), Just(i64::MAX)].prop_map(Value::Integer),
+        prop_oneof![Just(-1.5f64), Just(0.5), Just(2.0), Just(1e300)].prop_map(Value::Real),
+        prop_oneof![Just(""), Just("a"), Just("b"), Just("it's")]
+            .prop_map(|s| Value::Text(s.to_string())),
+        prop_oneof![Just(vec![]), Just(vec![0u8]), Just(vec![1, 2])].prop_map(Value::Blob),
+    ]
+}
+
+fn op(sites: usize) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        5 => (0..sites, 0..2usize, 0..3usize, prop::collection::vec((0..5usize, value()), 1..4))
+            .prop_map(|(site, table, key, values)| Op::Write { site, table, key, values }),
+        2 => (0..sites, 0..2usize, 0..3usize)
+            .prop_map(|(site, table, key)| Op::Delete { site, table, key }),
+        2 => (0..sites, 0..sites).prop_map(|(from, to)| Op::Sync { from, to }),
+    ]
+}
+
+fn apply(replicas: &[(Connection, Replica)], op: &Op) {
+    match op {
+        Op::Write { site, table, key, values } => {
+            let (conn, replica) = &replicas[*site];
+            let t = table_name(*table);
+            let key_values = &keys(*table)[*key];
+            let cols = value_columns(*table);
+            let cond: Vec<String> = key_columns(*table)
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("{k} = ?{}", i + 1))
+                .collect();
+            let cond = cond.join(" AND ");
+            conn.execute_batch("BEGIN").expect("begin");
+            let exists: bool = conn
+                .query_row(
+                    &format!("SELECT count(*) > 0 FROM {t} WHERE {cond}"),
+                    rusqlite::params_from_iter(key_values),
+                    |r| r.get(0),
+                )
+                .expect("exists");
+            let mut values: Vec<(usize, Value)> = values.clone();
+            values.iter_mut().for_each(|(c, _)| *c %= cols.len());
+            values.sort_by_key(|(c, _)| *c);
+            values.dedup_by_key(|(c, _)| *c);
+            let n = key_values.len();
+            if exists {
+                let sets: Vec<String> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (c, _))| format!("{} = ?{}", cols[*c], n + i + 1))
+                    .collect();
+                let params = key_values.iter().chain(values.iter().map(|(_, v)| v));
+                conn.execute(
+                    &format!("UPDATE {t} SET {} WHERE {cond}", sets.join(", ")),
+                    rusqlite::params_from_iter(params),
+                )
+                .expect("update");
+            } else {
+                let names: Vec<&str> = key_columns(*table)
+                    .iter()
+                    .copied()
+                    .chain(values.iter().map(|(c, _)| cols[*c]))
+                    .collect();
+                let marks: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+                let params = key_values.iter().chain(values.iter().map(|(_, v)| v));
+                conn.execute(
+                    &format!(
+                        "INSERT INTO {t} ({}) VALUES ({})",
+                        names.join(", "),
+                        marks.join(", ")
+                    ),
+                    rusqlite::params_from_iter(params),
+                )
+                .expect("insert");
+            }
+            replica.flush(conn).expect("flush");
+            conn.execute_batch("COMMIT").expect("commit");
+        }
+        Op::Delete { site, table, key } => {
+            let (conn, replica) = &replicas[*site];
+            let cond: Vec<String> = key_columns(*table)
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("{k} = ?{}", i + 1))
+                .collect();
+            conn.execute_batch("BEGIN").expect("begin");
+            conn.execute(
+                &format!("DELETE FROM {} WHERE {}", table_name(*table), cond.join(" AND ")),
+                rusqlite::params_from_iter(&keys(*table)[*key]),
+            )
+            .expect("delete");
+            replica.flush(conn).expect("flush");
+            conn.execute_batch("COMMIT").expect("commit");
+        }
+        Op::Sync { from, to } => {
+            if from == to {
+                return;
+            }
+            let set = crdt::changeset_since(&replicas[*from].0, 0, None).expect("changeset");
+            let (conn, replica) = &replicas[*to];
+            replica.merge(conn, &set).expect("merge");
+        }
+    }
+}
+
+/// One row's replicated state: causal length, live column registers (col_version, encoded
+/// value, writer site), and the values of a live row as the read table should hold them.
+#[derive(Debug, Clone, PartialEq)]
+struct RowState {
+    cl: i64,
+    cells: BTreeMap<String, (i64, Vec<u8>, Vec<u8>)>,
+    values: Option<BTreeMap<String, Value>>,
+}
+
+type State = BTreeMap<(usize, Vec<u8>), RowState>;
+
+/// The state of a crdt replica, read from its rows and `<table>__crdt_clock` blobs.
+fn crdt_state(conn: &Connection, schema: &HubSchema) -> State {
+    let sites: BTreeMap<u32, Vec<u8>> = conn
+        .prepare("SELECT ordinal, site_id FROM crdt_sites")
+        .expect("sites")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("sites")
+        .collect::<Result<_, _>>()
+        .expect("sites");
+    let mut state = State::new();
+    for table in 0..2 {
+        let t = table_name(table);
+        let hub_table = schema.table(t).expect("hub table");
+        let kc = key_columns(table);
+        let cols = value_columns(table);
+        let mut stmt = conn
+            .prepare(&format!("SELECT {}, clock FROM {t}__crdt_clock", kc.join(", ")))
+            .expect("clocks");
+        let clocks: Vec<(Vec<Value>, Vec<u8>)> = stmt
+            .query_map([], |r| {
+                let key = (0..kc.len()).map(|i| r.get(i)).collect::<Result<Vec<Value>, _>>()?;
+                Ok((key, r.get(kc.len())?))
+            })
+            .expect("clocks")
+            .collect::<Result<_, _>>()
+            .expect("clocks");
+        for (key, blob) in clocks {
+            let clock = crdt::clock::RowClock::decode(&blob).expect("clock");
+            let cond: Vec<String> =
+                kc.iter().enumerate().map(|(i, k)| format!("{k} = ?{}", i + 1)).collect();
+            let row: Option<Vec<Value>> = conn
+                .query_row(
+                    &format!("SELECT {} FROM {t} WHERE {}", cols.join(", "), cond.join(" AND ")),
+                    rusqlite::params_from_iter(&key),
+                    |r| (0..cols.len()).map(|i| r.get(i)).collect(),
+                )
+                .ok();
+            assert_eq!(row.is_some(), clock.alive(), "{t} {key:?}: row and clock disagree");
+            let mut cells = BTreeMap::new();
+            if let Some(row) = &row {
+                for (i, cell) in clock.cells.iter().enumerate() {
+                    if let Some(cell) = cell {
+                        let site = sites.get(&cell.stamp.site).cloned().expect("site");
+                        cells.insert(
+                            cols[i].to_string(),
+                            (cell.version, value::encode(&row[i]), site),
+                        );
+                    }
+                }
+            }
+            let values = row.map(|row| {
+                cols.iter()
+                    .zip(row)
+                    .map(|(c, v)| {
+                        let column = hub_table.column(c).expect("column");
+                        (c.to_string(), project_value(&v, column.pg_type))
+                    })
+                    .collect()
+            });
+            state.insert((table, pk(&key)), RowState { cl: clock.cl, cells, values });
+        }
+    }
+    state
+}
+
+/// The hub's state: `sync_rows`, the live cells of `sync_cells`, the `replica` read tables.
+async fn hub_state(store: &Store, schema: &HubSchema) -> State {
+    let client = store.pool().get().await.expect("connection");
+    let mut state = State::new();
+    for table in 0..2 {
+        let t = table_name(table);
+        let rows = client
+            .query(
+                "SELECT r.pk, r.cl, c.cid, c.val, c.col_version, c.site_id FROM sync_rows r
+                 LEFT JOIN sync_cells c
+                   ON c.tbl = r.tbl AND c.pk = r.pk AND c.cl = r.cl AND c.cid <> '-1'
+                 WHERE r.tbl = $1",
+                &[&t],
+            )
+            .await
+            .expect("cells");
+        for r in rows {
+            let entry = state.entry((table, r.get(0))).or_insert_with(|| RowState {
+                cl: r.get(1),
+                cells: BTreeMap::new(),
+                values: None,
+            });
+            if let Some(cid) = r.get::<_, Option<String>>(2) {
+                entry.cells.insert(cid, (r.get(4), r.get(3), r.get(5)));
+            }
+        }
+        let hub_table = schema.table(t).expect("table");
+        for (key, values) in read_table(&client, hub_table, table).await {
+            match state.get_mut(&(table, key.clone())) {
+                Some(row) => row.values = Some(values),
+                None => panic!("{t} {key:?} is in the read table but not in sync_rows"),
+            }
+        }
+    }
+    state
+}
+
+/// Every row of a read table, keyed by its packed key.
+async fn read_table(
+    client: &tokio_postgres::Client,
+    table: &Table,
+    index: usize,
+) -> Vec<(Vec<u8>, BTreeMap<String, Value>)> {
+    let columns: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    let rows = client
+        .query(&format!("SELECT {} FROM replica.{}", columns.join(", "), table.name), &[])
+        .await
+        .expect("read table");
+    rows.iter()
+        .map(|r| {
+            let mut values = BTreeMap::new();
+            let mut key = Vec::new();
+            for (i, column) in table.columns.iter().enumerate() {
+                let v = match column.pg_type {
+                    PgType::Text => r.get::<_, Option<String>>(i).map(Value::Text),
+                    PgType::BigInt => r.get::<_, Option<i64>>(i).map(Value::Integer),
+                    PgType::Double => r.get::<_, Option<f64>>(i).map(Value::Real),
+                    PgType::Bytea => r.get::<_, Option<Vec<u8>>>(i).map(Value::Blob),
+                }
+                .unwrap_or(Value::Null);
+                if table.key.contains(&i) {
+                    key.push((table.key.iter().position(|&k| k == i), v));
+                } else if value_columns(index).contains(&column.name.as_str()) {
+                    values.insert(column.name.clone(), v);
+                }
+            }
+            key.sort_by_key(|(p, _)| *p);
+            (pk(&key.into_iter().map(|(_, v)| v).collect::<Vec<_>>()), values)
+        })
+        .collect()
+}
+
+/// Compares two states. Sentinel sites are not compared (they are not part of `State`):
+/// crdt's own sentinel stamp is order-dependent when a row's new life reaches a replica
+/// first through a column change of another site (merge.rs stamps the sentinel with that
+/// change's site, and a later sentinel at the same `cl` only replaces a smaller site), so two
+/// crdt replicas can already differ there; rows, causal lengths and column registers may not.
+fn assert_same(what: &str, expected: &State, actual: &State) {
+    for (key, want) in expected {
+        let got = actual.get(key);
+        assert_eq!(got, Some(want), "{what}: row {key:?} differs");
+    }
+    for key in actual.keys() {
+        assert!(expected.contains_key(key), "{what}: row {key:?} should not exist");
+    }
+}
+
+fn writer() -> Writer {
+    Writer { property_id: PROPERTY.into(), node_id: Some("node-1".into()) }
+}
+
+/// A fresh hub on its own database, migrated with the test schema.
+async fn hub(db: &TestDb) -> Store {
+    let pool = db.pool();
+    db::migrate_with(&pool, &schema()).await.expect("migrate");
+    Store::open(pool, schema()).await.expect("open")
+}
+
+async fn reset(store: &Store) {
+    let client = store.pool().get().await.expect("connection");
+    client
+        .batch_execute("TRUNCATE sync_rows, sync_cells, sync_peers, replica.items, replica.links")
+        .await
+        .expect("truncate");
+}
+
+/// A site's changes split into whole-version batches at random boundaries.
+fn batches(set: &Changeset, rng: &mut StdRng) -> Vec<Changeset> {
+    let mut out = Vec::new();
+    let mut since = set.since;
+    let mut current: Vec<Change> = Vec::new();
+    for (i, c) in set.changes.iter().enumerate() {
+        current.push(c.clone());
+        let version_ends =
+            set.changes.get(i + 1).is_none_or(|next| next.db_version != c.db_version);
+        if version_ends && rng.random_bool(0.4) {
+            out.push(Changeset {
+                site_id: set.site_id.clone(),
+                schema_version: set.schema_version,
+                since,
+                until: c.db_version,
+                changes: std::mem::take(&mut current),
+            });
+            since = c.db_version;
+        }
+    }
+    // The last batch ends where the changeset does: versions with nothing to send count.
+    out.push(Changeset {
+        site_id: set.site_id.clone(),
+        schema_version: set.schema_version,
+        since,
+        until: set.until,
+        changes: current,
+    });
+    out
+}
+
+async fn check_case(store: &Store, ops: &[Op], seed: u64, import_too: bool, limit: usize) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let schema = schema();
+    let sites: Vec<(Connection, Replica)> = (1..=3).map(replica).collect();
+    for op in ops {
+        apply(&sites, op);
+    }
+    let sets: Vec<Changeset> =
+        sites.iter().map(|(c, _)| crdt::changeset_since(c, 0, None).expect("changes")).collect();
+
+    // The reference: a fresh crdt replica merges every site's changeset.
+    let (reference, reference_replica) = replica(9);
+    for set in &sets {
+        reference_replica.merge(&reference, set).expect("reference merge");
+    }
+    let expected = crdt_state(&reference, &schema);
+
+    // The hub: whole-version batches of every site, shuffled, some pushed twice.
+    reset(store).await;
+    let mut pushes: Vec<Changeset> = sets.iter().flat_map(|s| batches(s, &mut rng)).collect();
+    let again: Vec<Changeset> = pushes.iter().filter(|_| rng.random_bool(0.3)).cloned().collect();
+    pushes.extend(again);
+    pushes.shuffle(&mut rng);
+    for set in &pushes {
+        store.push(&writer(), set).await.expect("push");
+    }
+    // Then each site resumes from where the hub's cursor stands, as the sync agent does:
+    // batches at or before it are replays, the rest close the gaps.
+    for set in &sets {
+        for batch in batches(set, &mut rng) {
+            let received = store.received(&set.site_id).await.expect("received");
+            let ack = store.push(&writer(), &batch).await.expect("push");
+            if batch.until <= received {
+                assert_eq!((ack.received, ack.applied), (received, 0), "a replay changes nothing");
+            }
+        }
+    }
+    if import_too {
+        // Every change again, in any order and grouping, as files would bring them.
+        let mut all: Vec<Change> = sets.iter().flat_map(|s| s.changes.clone()).collect();
+        all.shuffle(&mut rng);
+        for group in all.chunks(rng.random_range(1..8)) {
+            store.import(&writer(), group).await.expect("import");
+        }
+    }
+    for set in &sets {
+        assert_eq!(
+            store.received(&set.site_id).await.expect("received"),
+            set.until,
+            "the cursor covers every version"
+        );
+    }
+    assert_same("hub", &expected, &hub_state(store, &schema).await);
+
+    // A replica fed only by the hub's pulls ends the same.
+    let (pulled, pulled_replica) = replica(8);
+    let mut since = 0;
+    loop {
+        let pull = store.pull(PROPERTY, None, since, limit).await.expect("pull");
+        assert_eq!(pull.batch.since, since);
+        since = pull.batch.until;
+        pulled_replica.merge(&pulled, &pull.batch.into()).expect("merge pull");
+        if !pull.more {
+            break;
+        }
+    }
+    assert_eq!(since, store.head(), "a caught-up pull ends at the head");
+    assert_same("pulled replica", &expected, &crdt_state(&pulled, &schema));
+}
+
+/// Random writes, deletes, re-inserts and relays at three crdt replicas: the hub ends with
+/// the rows and clocks a crdt replica ends with, whatever the batches' order, grouping and
+/// duplication, and a replica fed by its pulls ends the same.
+#[test]
+fn the_hub_merges_exactly_as_a_crdt_replica_does() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    // One database for every case (each case truncates it first), dropped at the end even
+    // when a case fails.
+    let db = rt.block_on(TestDb::create());
+    let store = rt.block_on(hub(&db));
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 32,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let strategy = (prop::collection::vec(op(3), 1..40), any::<u64>(), any::<bool>(), 1..20usize);
+    let result = runner.run(&strategy, |(ops, seed, import_too, limit)| {
+        rt.block_on(check_case(&store, &ops, seed, import_too, limit));
+        Ok(())
+    });
+    drop(store);
+    drop(db);
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
