@@ -534,3 +534,245 @@ fn the_hub_merges_exactly_as_a_crdt_replica_does() {
         panic!("{e}");
     }
 }
+
+// Focused rules of the hub, on a schema shaped like the edge's.
+
+const RULES_DDL: &str = "
+    CREATE TABLE properties (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL DEFAULT '');
+    CREATE TABLE rooms (
+        id          TEXT PRIMARY KEY NOT NULL,
+        property_id TEXT NOT NULL DEFAULT '',
+        status      TEXT NOT NULL DEFAULT 'clean'
+    );
+    CREATE TABLE staff (id TEXT PRIMARY KEY NOT NULL, password_hash TEXT);
+    CREATE TABLE guests (id TEXT PRIMARY KEY NOT NULL, name TEXT);";
+const RULES_SCOPES: &str = "[tables]\nproperties = \"property\"\nrooms = \"property\"\n\
+    staff = \"node\"\nguests = \"chain\"\n";
+const SITE_A: [u8; 16] = [0xA; 16];
+const SITE_B: [u8; 16] = [0xB; 16];
+
+fn rules_schema(extra_ddl: &str, extra_scopes: &str) -> HubSchema {
+    let scopes = Scopes::parse(&format!("{RULES_SCOPES}{extra_scopes}")).expect("scopes");
+    HubSchema::from_sqlite(&format!("{RULES_DDL}{extra_ddl}"), &scopes).expect("schema")
+}
+
+async fn rules_hub(db: &TestDb) -> Store {
+    let pool = db.pool();
+    db::migrate_with(&pool, &rules_schema("", "")).await.expect("migrate");
+    Store::open(pool, rules_schema("", "")).await.expect("open")
+}
+
+fn change(table: &str, id: &str, cid: &str, val: &str, site: [u8; 16], db_version: i64) -> Change {
+    Change {
+        table: table.into(),
+        pk: pk(&[Value::Text(id.into())]),
+        cid: cid.into(),
+        val: Value::Text(val.into()),
+        col_version: 1,
+        db_version,
+        site_id: site.to_vec(),
+        cl: 1,
+        seq: 0,
+    }
+}
+
+fn batch(site: [u8; 16], since: i64, until: i64, changes: Vec<Change>) -> Changeset {
+    Changeset { site_id: site.to_vec(), schema_version: 1, since, until, changes }
+}
+
+fn node(property: &str) -> Writer {
+    Writer { property_id: property.into(), node_id: Some(format!("node-of-{property}")) }
+}
+
+async fn query_texts(store: &Store, sql: &str) -> Vec<String> {
+    let client = store.pool().get().await.expect("connection");
+    client.query(sql, &[]).await.expect("query").iter().map(|r| r.get(0)).collect()
+}
+
+#[tokio::test]
+async fn a_change_another_property_may_not_make_refuses_the_whole_batch() {
+    let db = TestDb::create().await;
+    let store = rules_hub(&db).await;
+    let room = |id: &str, cid: &str, val: &str, site, v| change("rooms", id, cid, val, site, v);
+    store
+        .push(&node("P1"), &batch(SITE_A, 0, 1, vec![room("r1", "property_id", "P1", SITE_A, 1)]))
+        .await
+        .expect("P1 creates its room");
+
+    let refusals = [
+        (
+            // A new row of its own, then a change to P1's row: nothing of it is kept.
+            vec![
+                room("r2", "property_id", "P2", SITE_B, 1),
+                room("r1", "status", "dirty", SITE_B, 1),
+            ],
+            "another property",
+        ),
+        (vec![room("r3", "property_id", "P1", SITE_B, 1)], "property_id"),
+        (vec![change("staff", "s1", "password_hash", "x", SITE_B, 1)], "kept on the node"),
+        (vec![change("properties", "P1", "name", "Mine now", SITE_B, 1)], "own property"),
+    ];
+    for (changes, reason) in refusals {
+        match store.push(&node("P2"), &batch(SITE_B, 0, 1, changes)).await {
+            Err(MergeError::Forbidden { reason: r, .. }) => {
+                assert!(r.contains(reason), "{r:?} should say {reason:?}");
+            }
+            other => panic!("expected a refusal ({reason}), got {other:?}"),
+        }
+    }
+    assert_eq!(query_texts(&store, "SELECT id FROM replica.rooms").await, vec!["r1"]);
+    assert_eq!(
+        query_texts(&store, "SELECT status FROM replica.rooms").await,
+        vec!["clean"],
+        "the refused batch left P1's room alone"
+    );
+    assert_eq!(store.received(&SITE_B).await.expect("received"), 0);
+
+    // Chain-level rows are anyone's to edit.
+    let guest = |val: &str, site, v| change("guests", "g1", "name", val, site, v);
+    store.push(&node("P1"), &batch(SITE_A, 1, 2, vec![guest("Ann", SITE_A, 2)])).await.expect("P1");
+    let mut edit = guest("Anne", SITE_B, 1);
+    edit.col_version = 2;
+    store.push(&node("P2"), &batch(SITE_B, 0, 1, vec![edit])).await.expect("P2 edits a guest");
+    assert_eq!(query_texts(&store, "SELECT name FROM replica.guests").await, vec!["Anne"]);
+}
+
+#[tokio::test]
+async fn a_replayed_batch_is_acknowledged_without_being_merged() {
+    let db = TestDb::create().await;
+    let store = rules_hub(&db).await;
+    let status = |val: &str, v| change("rooms", "r1", "status", val, SITE_A, v);
+    let first = batch(SITE_A, 0, 5, vec![status("clean", 5)]);
+    let ack = store.push(&node("P1"), &first).await.expect("push");
+    assert_eq!((ack.received, ack.applied, ack.ignored), (5, 1, 0));
+    let head = store.head();
+
+    // Same range, other content: a replay is not merged at all.
+    let mut replay = batch(SITE_A, 0, 5, vec![status("dirty", 5)]);
+    replay.changes[0].col_version = 9;
+    let ack = store.push(&node("P1"), &replay).await.expect("replay");
+    assert_eq!((ack.received, ack.applied, ack.ignored), (5, 0, 1));
+    assert_eq!(store.head(), head, "a replay takes no hub version");
+    assert_eq!(query_texts(&store, "SELECT status FROM replica.rooms").await, vec!["clean"]);
+
+    // A batch after a gap is merged but leaves the cursor; closing the gap moves it on.
+    let mut later = batch(SITE_A, 7, 9, vec![status("dirty", 9)]);
+    later.changes[0].col_version = 3;
+    assert_eq!(store.push(&node("P1"), &later).await.expect("gap").received, 5);
+    assert_eq!(query_texts(&store, "SELECT status FROM replica.rooms").await, vec!["dirty"]);
+    let ack = store.push(&node("P1"), &batch(SITE_A, 5, 7, vec![])).await.expect("fill");
+    assert_eq!(ack.received, 7);
+}
+
+#[tokio::test]
+async fn pulls_send_whole_versions_and_leave_out_the_askers_own_changes() {
+    let db = TestDb::create().await;
+    let store = rules_hub(&db).await;
+    let rooms = |site: [u8; 16], ids: &[&str]| -> Vec<Change> {
+        ids.iter().map(|id| change("rooms", id, "status", "clean", site, 1)).collect()
+    };
+    let mut subscription = store.subscribe();
+    store
+        .push(&node("P1"), &batch(SITE_A, 0, 1, rooms(SITE_A, &["a1", "a2", "a3"])))
+        .await
+        .expect("v1");
+    let v1 = store.head();
+    assert!(subscription.has_changed().expect("watch"), "a commit wakes long-polls");
+    assert_eq!(*subscription.borrow_and_update(), v1);
+    store
+        .push(&node("P1"), &batch(SITE_B, 0, 1, rooms(SITE_B, &["b1", "b2", "b3", "b4"])))
+        .await
+        .expect("v2");
+    let v2 = store.head();
+    store.push(&node("P1"), &batch(SITE_A, 1, 2, rooms(SITE_A, &["a4", "a5"]))).await.expect("v3");
+    let v3 = store.head();
+    assert!(v1 < v2 && v2 < v3);
+
+    // A limit smaller than the first version still sends it whole.
+    let pull = store.pull("P1", None, 0, 2).await.expect("pull");
+    assert_eq!(pull.batch.changes.len(), 3);
+    assert!(pull.batch.changes.iter().all(|c| c.db_version == v1));
+    assert_eq!((pull.batch.since, pull.batch.until, pull.more, pull.remaining), (0, v1, true, 6));
+    assert_eq!(pull.batch.site_id, store.hub_site_id().to_vec());
+    // A version that does not fit after another waits for the next pull.
+    let pull = store.pull("P1", None, v1, 5).await.expect("pull");
+    assert_eq!(pull.batch.changes.len(), 4);
+    assert_eq!((pull.batch.until, pull.more, pull.remaining), (v2, true, 2));
+    // The asker's own writes are left out; the cursor still reaches the head.
+    let pull = store.pull("P1", Some(&SITE_A), 0, 100).await.expect("pull");
+    assert_eq!(pull.batch.changes.len(), 4);
+    assert!(pull.batch.changes.iter().all(|c| c.site_id == SITE_B));
+    assert_eq!((pull.batch.until, pull.more, pull.remaining), (v3, false, 0));
+    // Another property sees none of P1's rows.
+    let pull = store.pull("P2", None, 0, 100).await.expect("pull");
+    assert!(pull.batch.changes.is_empty());
+    assert_eq!(pull.batch.until, v3, "its cursor moves past versions with nothing for it");
+    assert_eq!(store.export("P1", 0).await.expect("export").len(), 9);
+}
+
+#[tokio::test]
+async fn a_table_of_a_newer_schema_is_kept_pulled_and_projected_once_the_hub_knows_it() {
+    let db = TestDb::create().await;
+    let store = rules_hub(&db).await;
+    let mut newer = batch(
+        SITE_A,
+        0,
+        1,
+        vec![
+            change("minibars", "m1", "brand", "Acme", SITE_A, 1),
+            change("rooms", "r1", "floor", "3", SITE_A, 1),
+        ],
+    );
+    newer.schema_version = 2;
+    let ack = store.push(&node("P1"), &newer).await.expect("a newer schema's changes are kept");
+    assert_eq!(ack.applied, 2);
+    assert_eq!(store.schema_version(), 2);
+    let pull = store.pull("P1", None, 0, 100).await.expect("pull");
+    assert_eq!(pull.batch.schema_version, 2, "the pulling node holds what it cannot apply yet");
+    assert_eq!(pull.batch.changes.len(), 2);
+    assert_eq!(pull.batch.changes[0].table, "minibars");
+
+    // Rows of an unknown table are owned like a property's.
+    let theirs = batch(SITE_B, 0, 1, vec![change("minibars", "m1", "brand", "Other", SITE_B, 1)]);
+    assert!(matches!(store.push(&node("P2"), &theirs).await, Err(MergeError::Forbidden { .. })));
+
+    // A hub that learns the newer schema projects what it kept; migrating is idempotent.
+    let schema2 = rules_schema(
+        "CREATE TABLE minibars (id TEXT PRIMARY KEY NOT NULL, brand TEXT);
+         ALTER TABLE rooms ADD COLUMN floor INTEGER;",
+        "minibars = \"property\"\n",
+    );
+    for _ in 0..2 {
+        db::migrate_with(store.pool(), &schema2).await.expect("migrate");
+    }
+    assert_eq!(query_texts(&store, "SELECT brand FROM replica.minibars").await, vec!["Acme"]);
+    assert_eq!(
+        query_texts(
+            &store,
+            "SELECT status || '/' || coalesce(floor::text, 'null') FROM replica.rooms"
+        )
+        .await,
+        vec!["clean/null"],
+        "the text '3' does not fit an INTEGER column (SQLite would have stored 3): NULL"
+    );
+}
+
+#[tokio::test]
+async fn invalid_changes_are_refused_with_their_index_and_nothing_is_applied() {
+    let db = TestDb::create().await;
+    let store = rules_hub(&db).await;
+    let good = change("rooms", "r1", "status", "clean", SITE_A, 1);
+    let mut short_site = good.clone();
+    short_site.site_id = vec![1, 2];
+    let mut no_cl = good.clone();
+    no_cl.cl = 0;
+    let mut bad_pk = good.clone();
+    bad_pk.pk = vec![2, 0x0B, 1, b'x'];
+    let mut bad_name = good.clone();
+    bad_name.cid = "status; DROP TABLE x".into();
+    for bad in [short_site, no_cl, bad_pk, bad_name] {
+        let result = store.push(&node("P1"), &batch(SITE_A, 0, 1, vec![good.clone(), bad])).await;
+        assert!(matches!(result, Err(MergeError::Invalid { index: 1, .. })), "{result:?}");
+    }
+    assert!(query_texts(&store, "SELECT id FROM replica.rooms").await.is_empty());
+}
