@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// Name of the database file inside a data directory.
 pub const DB_FILE: &str = "stayos.db";
@@ -96,6 +96,9 @@ struct Inner {
     checkpointer: Sender<Msg>,
     reader_count: usize,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Counts committed write transactions, so the sync agent wakes as soon as there is
+    /// something to push instead of polling the database.
+    commits: Arc<watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -230,6 +233,7 @@ impl Db {
                 checkpointer: checkpointer_tx,
                 reader_count,
                 threads: Mutex::new(threads),
+                commits: Arc::new(watch::Sender::new(0)),
             }),
         })
     }
@@ -243,6 +247,20 @@ impl Db {
         &self.inner.replica
     }
 
+    /// A receiver that sees a new value after every committed write transaction. Marking it
+    /// costs the writer one uncontended lock, never a wait on a reader.
+    pub fn commits(&self) -> watch::Receiver<u64> {
+        self.inner.commits.subscribe()
+    }
+
+    /// Merges a changeset from a peer on the writer, in one transaction: the rows and the
+    /// peer's cursor (`crdt_peers.received`) move together or not at all, so a merge that is
+    /// cut off is simply pulled again.
+    pub async fn merge(&self, set: crdt::Changeset) -> Result<crdt::MergeReport, DbError> {
+        let replica = self.inner.replica.clone();
+        self.write(move |tx| Ok(replica.merge(tx, &set)?)).await
+    }
+
     /// Runs `f` on the single writer inside one `BEGIN IMMEDIATE` transaction. The transaction
     /// commits when `f` returns `Ok` and rolls back when it returns `Err`. Writes to
     /// replicated tables are captured in the same transaction.
@@ -254,6 +272,7 @@ impl Db {
     {
         let (tx, rx) = oneshot::channel();
         let replica = self.inner.replica.clone();
+        let commits = Arc::clone(&self.inner.commits);
         let job: Job = Box::new(move |conn: &mut Connection| {
             let result = (|| {
                 let txn = conn
@@ -263,6 +282,7 @@ impl Db {
                 let out = f(&txn)?;
                 replica.flush(&txn).map_err(DbError::from)?;
                 txn.commit().map_err(DbError::from)?;
+                commits.send_modify(|n| *n = n.wrapping_add(1));
                 Ok(out)
             })();
             let _ = tx.send(result);

@@ -110,3 +110,38 @@ async fn after_close_calls_fail_cleanly() {
     let result: Result<(), DbError> = db.read(|_| Ok(())).await;
     assert!(matches!(result, Err(DbError::Closed)));
 }
+
+#[test]
+fn replicated_tables_are_exactly_the_tables_replication_toml_names() {
+    let text =
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/edge/replication.toml"));
+    let scopes = crdt::protocol::Scopes::parse(text).expect("replication.toml parses");
+    let mut in_toml: Vec<&str> = scopes.iter().map(|(table, _)| table).collect();
+    let mut ours = REPLICATED_TABLES.to_vec();
+    in_toml.sort_unstable();
+    ours.sort_unstable();
+    assert_eq!(
+        ours, in_toml,
+        "db::REPLICATED_TABLES and replication.toml must name the same tables"
+    );
+    let mut deduped = ours.clone();
+    deduped.dedup();
+    assert_eq!(deduped, ours, "REPLICATED_TABLES names a table twice");
+}
+
+#[tokio::test]
+async fn every_committed_write_is_announced_and_a_rolled_back_one_is_not() {
+    let (_dir, db) = open();
+    let mut commits = db.commits();
+    let before = *commits.borrow_and_update();
+    let ok: Result<usize, DbError> = db
+        .write(|tx| Ok(tx.execute("INSERT INTO node_meta (key, value) VALUES ('a', 'v')", [])?))
+        .await;
+    ok.expect("write");
+    assert!(commits.has_changed().expect("sender alive"));
+    assert_eq!(*commits.borrow_and_update(), before + 1);
+    let failed: Result<(), DbError> = db.write(|_| Err(DbError::Closed)).await;
+    assert!(failed.is_err());
+    assert!(!commits.has_changed().expect("sender alive"), "a rollback is not a commit");
+    db.close();
+}
