@@ -21,5 +21,6 @@ pub mod property;
 pub mod reservation;
 pub mod server;
 pub mod state;
+pub mod sync;
 pub mod time;
 pub mod tls;

@@ -1,5 +1,5 @@
-//! `stayos-edge`: the edge node's command line — `init` a data directory, `serve` it, or run
-//! a throw-away `demo`.
+//! `stayos-edge`: the edge node's command line — `init` a data directory, `serve` it, `enroll`
+//! it with the hub, or run a throw-away `demo`.
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use edge_node::config::Config;
+use edge_node::sync::enroll::{self, EnrollError, EnrollOptions};
 use edge_node::{changefile, demo, init, logging, server};
 
 #[derive(Debug, Parser)]
@@ -46,6 +47,29 @@ enum Command {
         /// Serve plain HTTP (loopback tests and development only).
         #[arg(long)]
         http: bool,
+    },
+    /// Enroll this node with the hub, with a token from `stayos-hub enroll-token`.
+    ///
+    /// Works while `serve` runs on the same data directory; sync starts within seconds.
+    /// Exit status 2 for input to correct (token, URL, CA file, already enrolled), 1 when the
+    /// hub refused or could not be reached; nothing is stored unless the hub said yes.
+    Enroll {
+        #[arg(long, env = "STAYOS_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The hub's base URL, e.g. https://hub.example.com:8443 (http:// only for tests).
+        #[arg(long)]
+        hub: String,
+        /// The one-time token (ST1.…); may come from STAYOS_ENROLL_TOKEN instead, to keep it
+        /// out of the process list.
+        #[arg(long, env = "STAYOS_ENROLL_TOKEN", hide_env_values = true)]
+        token: String,
+        /// PEM file of the CA that issued the hub's certificate; without it the certificate
+        /// fingerprint in the token is pinned.
+        #[arg(long)]
+        hub_ca: Option<PathBuf>,
+        /// Replace an earlier enrollment.
+        #[arg(long)]
+        force: bool,
     },
     /// Carry changes as a file (JSON Lines): export them, or import another site's.
     Changes {
@@ -97,7 +121,10 @@ async fn async_main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
+            match err.downcast_ref::<EnrollError>() {
+                Some(enroll) => std::process::ExitCode::from(enroll.exit_code()),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -131,6 +158,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             logging::init(&config.log);
             serve(&data_dir, config, !http).await
+        }
+        Command::Enroll { data_dir, hub, token, hub_ca, force } => {
+            let hub_ca_pem = match hub_ca {
+                Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| {
+                    EnrollError::BadInput(format!("cannot read {}: {e}", path.display()))
+                })?),
+                None => None,
+            };
+            if hub.trim().to_ascii_lowercase().starts_with("http://") {
+                eprintln!(
+                    "warning: {hub} is plain HTTP: the link to the hub is not encrypted \
+                     (use https:// outside tests)"
+                );
+            }
+            let report =
+                enroll::enroll(&EnrollOptions { data_dir, hub_url: hub, token, hub_ca_pem, force })
+                    .await?;
+            println!("Enrolled with {} as node {}", report.hub_url, report.node_id);
+            println!("  property id:  {}", report.property_id);
+            println!("  hub site id:  {}", report.hub_site_id);
+            println!("A running `stayos-edge serve` starts syncing within a few seconds.");
+            Ok(())
         }
         Command::Changes { command: ChangesCommand::Export { data_dir, since, output } } => {
             let report = changefile::export(&data_dir, since, output.as_deref())?;

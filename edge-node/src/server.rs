@@ -16,6 +16,8 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::http::ratelimit::ClientLimiter;
 use crate::state::AppState;
+use crate::sync::SyncStatus;
+use crate::sync::agent::Agent;
 use crate::{http, init, node, tls};
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -71,6 +73,8 @@ pub struct RunningServer {
     handle: Handle<SocketAddr>,
     serve: JoinHandle<std::io::Result<()>>,
     housekeeping: Vec<JoinHandle<()>>,
+    agent: Agent,
+    sync: SyncStatus,
     db: Db,
 }
 
@@ -84,14 +88,22 @@ impl RunningServer {
         &self.db
     }
 
+    /// The sync agent's status (what `GET /sync/status` shows).
+    pub fn sync_status(&self) -> &SyncStatus {
+        &self.sync
+    }
+
     /// Stops accepting connections, lets in-flight requests finish (up to a grace period),
-    /// then closes the database.
+    /// stops the sync agent, then closes the database.
     pub async fn shutdown(self) -> std::io::Result<()> {
         self.handle.graceful_shutdown(Some(GRACE));
         let served = self.serve.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         for task in &self.housekeeping {
             task.abort();
         }
+        // Before the database closes: a merge the agent has handed to the writer finishes
+        // as one transaction, and nothing new is queued after the close.
+        self.agent.stop().await;
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || db.close()).await.map_err(std::io::Error::other)?;
         served
@@ -132,13 +144,16 @@ async fn start_on(
     let limiter = ClientLimiter::new(&config.rate_limit);
     let metrics = http::metrics::recorder();
     let listen = config.listen;
+    let sync = SyncStatus::default();
+    let node = Arc::new(node);
     let state = AppState {
         db: db.clone(),
         keys: Arc::new(keys),
         hasher: Hasher::default(),
         config: Arc::new(config),
-        node: Arc::new(node),
+        node: node.clone(),
         metrics: metrics.clone(),
+        sync: sync.clone(),
     };
     let app = http::app(state, limiter.clone());
 
@@ -183,5 +198,15 @@ async fn start_on(
         }),
         tokio::spawn(expire_holds_every(HOLD_EXPIRY_PERIOD, db.clone())),
     ];
-    Ok(RunningServer { local_addr, tls: use_tls, handle, serve, housekeeping, db: db.clone() })
+    let agent = Agent::spawn(db.clone(), node, sync.clone());
+    Ok(RunningServer {
+        local_addr,
+        tls: use_tls,
+        handle,
+        serve,
+        housekeeping,
+        agent,
+        sync,
+        db: db.clone(),
+    })
 }

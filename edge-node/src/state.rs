@@ -9,6 +9,7 @@ use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
 use crate::db::Db;
 use crate::node::NodeInfo;
+use crate::sync::SyncStatus;
 
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -18,4 +19,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub node: Arc<NodeInfo>,
     pub metrics: PrometheusHandle,
+    /// What the sync agent last saw of the hub.
+    pub sync: SyncStatus,
 }

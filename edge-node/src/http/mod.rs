@@ -49,6 +49,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "reservations", description = "Availability, reservations and their actions, end of day"),
         (name = "guests", description = "Guest profiles, preferences, documents, loyalty and privacy"),
         (name = "housekeeping", description = "Room statuses, out-of-order blocks and the housekeeping board"),
+        (name = "sync", description = "Where this node stands with the hub"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]
@@ -81,6 +82,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(crate::reservation::routes::router())
         .merge(crate::guest::routes::router())
         .merge(crate::housekeeping::routes::router())
+        .merge(crate::sync::routes::router())
 }
 
 /// The OpenAPI document of this build.

@@ -24,3 +24,4 @@ mod reservations;
 mod routes_need_permissions;
 mod sessions;
 mod staff;
+mod sync_status;
