@@ -379,6 +379,9 @@ impl Session {
 
     /// Pushes batches until the hub has acknowledged everything this node wrote.
     async fn push_all(&self) -> Result<(), StepError> {
+        // The backlog is counted on the first round and once caught up (where it is cheap),
+        // not per batch: a long catch-up would otherwise rescan the log for every batch.
+        let mut count_pending = true;
         loop {
             let hub = self.link.hub_site_id.clone();
             let own = self.own_site.clone();
@@ -388,10 +391,19 @@ impl Session {
                     let acked = crdt::peer_cursor(conn, &hub)?.acked;
                     let set =
                         crdt::changeset_batch(conn, acked, PUSH_ROWS, crdt::Sites::Only(&own))?;
-                    Ok((acked, set, pending_push(conn, &hub)?))
+                    let caught_up = set.until <= acked;
+                    let pending = if count_pending || caught_up {
+                        Some(pending_push(conn, &hub)?)
+                    } else {
+                        None
+                    };
+                    Ok((acked, set, pending))
                 })
                 .await?;
-            self.status.pending_push(pending);
+            count_pending = false;
+            if let Some(pending) = pending {
+                self.status.pending_push(pending);
+            }
             if set.until <= acked {
                 return Ok(());
             }
