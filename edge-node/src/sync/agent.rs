@@ -44,7 +44,33 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// The scopes of `migrations/edge/replication.toml`, which the hub holds too.
-fn scopes() -> Scopes {
+/// The next batch this node pushes after its version `since`: its own writes only (changes
+/// merged from the hub went the other way), whole versions of at most `max_rows` rows, and
+/// nothing of the tables kept on the node (`replication.toml`, scope "node").
+pub fn outgoing_batch(
+    conn: &Connection,
+    scopes: &Scopes,
+    own_site: &[u8],
+    since: i64,
+    max_rows: usize,
+) -> Result<Batch, DbError> {
+    let set = crdt::changeset_batch(conn, since, max_rows, crdt::Sites::Only(own_site))?;
+    Ok(Batch {
+        site_id: own_site.to_vec(),
+        schema_version: set.schema_version,
+        since,
+        until: set.until.max(since),
+        changes: set
+            .changes
+            .iter()
+            .filter(|c| scopes.get(&c.table) != Some(Scope::Node))
+            .map(crdt::protocol::WireChange::from)
+            .collect(),
+    })
+}
+
+/// The scope of every replicated table, from `migrations/edge/replication.toml`.
+pub fn scopes() -> Scopes {
     const TEXT: &str =
         include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/edge/replication.toml"));
     // db::tests checks the file parses and names every replicated table.
@@ -202,6 +228,7 @@ async fn supervise(db: Db, own_site: Vec<u8>, status: SyncStatus) {
             own_site: own_site.clone(),
             status: status.clone(),
             scopes: scopes.clone(),
+            hub_received: std::sync::atomic::AtomicI64::new(-1),
         };
         tokio::select! {
             () = session.run() => {}
@@ -249,6 +276,12 @@ struct Session {
     own_site: Vec<u8>,
     status: SyncStatus,
     scopes: Arc<Scopes>,
+    /// This node's version up to which the hub has its changes, as the hub last said (hello
+    /// or an acknowledgement); -1 before it has. The local `acked` may run ahead of it over
+    /// versions with nothing to send, which are acknowledged here without a request; the next
+    /// batch then starts at the hub's word, so its range covers them and leaves the hub's
+    /// cursor no gap to stop at.
+    hub_received: std::sync::atomic::AtomicI64,
 }
 
 impl Session {
@@ -295,6 +328,7 @@ impl Session {
             ))));
         }
         self.status.success();
+        self.hub_received.store(hello.received, std::sync::atomic::Ordering::Relaxed);
         let hub = self.link.hub_site_id.clone();
         let (acked, received) = self
             .db
@@ -384,49 +418,43 @@ impl Session {
         let mut count_pending = true;
         loop {
             let hub = self.link.hub_site_id.clone();
+            let scopes = self.scopes.clone();
             let own = self.own_site.clone();
-            let (acked, set, pending) = self
+            let (batch, pending) = self
                 .db
                 .read(move |conn| -> Result<_, DbError> {
                     let acked = crdt::peer_cursor(conn, &hub)?.acked;
-                    let set =
-                        crdt::changeset_batch(conn, acked, PUSH_ROWS, crdt::Sites::Only(&own))?;
-                    let caught_up = set.until <= acked;
+                    let batch = outgoing_batch(conn, &scopes, &own, acked, PUSH_ROWS)?;
+                    let caught_up = batch.until <= acked;
                     let pending = if count_pending || caught_up {
                         Some(pending_push(conn, &hub)?)
                     } else {
                         None
                     };
-                    Ok((acked, set, pending))
+                    Ok((batch, pending))
                 })
                 .await?;
             count_pending = false;
             if let Some(pending) = pending {
                 self.status.pending_push(pending);
             }
-            if set.until <= acked {
+            if batch.until <= batch.since {
                 return Ok(());
             }
-            let batch = Batch {
-                site_id: self.own_site.clone(),
-                schema_version: set.schema_version,
-                since: acked,
-                until: set.until,
-                changes: set
-                    .changes
-                    .iter()
-                    .filter(|c| self.scopes.get(&c.table) != Some(Scope::Node))
-                    .map(crdt::protocol::WireChange::from)
-                    .collect(),
-            };
             if batch.changes.is_empty() {
                 // Versions holding nothing to send (merged from the hub, or node-only
                 // tables): stepping over them needs no word from the hub.
                 self.set_acked(batch.until).await?;
                 continue;
             }
+            let mut batch = batch;
+            let hub_received = self.hub_received.load(std::sync::atomic::Ordering::Relaxed);
+            if (0..batch.since).contains(&hub_received) {
+                batch.since = hub_received;
+            }
             let count = batch.changes.len() as u64;
             let ack = self.client.push(&batch).await?;
+            self.hub_received.store(ack.received, std::sync::atomic::Ordering::Relaxed);
             self.status.success();
             if ack.received < batch.since {
                 // The hub lost track of us mid-session (restored); hello realigns.
