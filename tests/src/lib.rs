@@ -2,6 +2,8 @@
 //! data directory, or as the real `stayos-edge` binary — and talks HTTP to them through typed
 //! helpers. Used by the test binary in `tests/edge/` and by the `stayos-bench` benchmarks.
 
+pub mod hub;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

@@ -21,6 +21,9 @@
 //! availability, the arrivals list and the server's resident memory. Options: `--rooms N`,
 //! `--guests N`, `--reservations N` (the large part; 0 skips it), `--seconds N`,
 //! `--clients N`.
+//!
+//! `cargo run --release -p tests --bin stayos-bench -- sync [ingest|backlog|fleet|all]`
+//! measures the cloud hub and the sync agents against PostgreSQL (see `../bench/sync.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,6 +32,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use edge_node::auth::throttle;
 use serde_json::json;
+
+#[path = "../bench/sync.rs"]
+mod sync_bench;
 
 const PASSWORD: &str = "plum-ferry-quantum-atlas";
 const EMAIL: &str = "owner@bench.example";
@@ -39,7 +45,8 @@ fn main() -> anyhow::Result<()> {
         "foundation" => foundation(),
         "crdt" => crdt_bench::run(std::env::args().skip(2).collect()),
         "hotel" => hotel_bench::run(std::env::args().skip(2).collect()),
-        other => bail!("unknown benchmark {other:?}; known: foundation, crdt, hotel"),
+        "sync" => sync_bench::run(std::env::args().skip(2).collect()),
+        other => bail!("unknown benchmark {other:?}; known: foundation, crdt, hotel, sync"),
     }
 }
 

@@ -24,4 +24,6 @@ mod reservations;
 mod routes_need_permissions;
 mod sessions;
 mod staff;
+mod sync;
+mod sync_faults;
 mod sync_status;

@@ -36,7 +36,10 @@ pub(crate) async fn finish(node: TestNode, token: String, inv: SeededInventory) 
 
 /// A guest profile written straight into the database (independent of the guest routes).
 pub(crate) async fn insert_guest(node: &TestNode, first: &str, last: &str) -> String {
-    let id = format!("guest-{first}-{last}").to_lowercase();
+    // Unique per property: guest profiles are chain-level, so two hotels syncing with one hub
+    // must not share an id.
+    let tail = &node.property_id[node.property_id.len().saturating_sub(12)..];
+    let id = format!("guest-{first}-{last}-{tail}").to_lowercase();
     let (gid, p, f, l) =
         (id.clone(), node.property_id.clone(), first.to_string(), last.to_string());
     node.db()
