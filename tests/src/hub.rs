@@ -388,6 +388,8 @@ impl EdgeProcess {
                 cmd.env_remove(key);
             }
         }
+        // One loopback client stands for a whole front desk here: no per-address limit.
+        cmd.env("STAYOS_RATE_LIMIT__PER_SECOND", "0");
         cmd.args(["serve", "--http", "--data-dir"])
             .arg(&self.data_dir)
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
@@ -455,29 +457,49 @@ pub async fn seeded_dir(doubles: usize) -> SeededDir {
 }
 
 /// Initialises a node and seeds a demo hotel of `spec` (rooms, guests, reservations in every
-/// state) in one transaction.
+/// state) the way a hotel fills up: the inventory and profiles in one transaction, then the
+/// reservations one arrival day per transaction, so its changes span many versions.
 pub async fn demo_dir(spec: edge_node::demo::seed::HotelSpec) -> SeededDir {
+    use edge_node::db::DbError;
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("node");
     let report = crate::init_dir(&data_dir).expect("init");
     let db = edge_node::db::Db::open(&data_dir, 1).expect("open");
     let property = report.property_id.clone();
-    let (inventory, business_date) = db
+    let days_ahead = spec.days_ahead;
+    let (mut booker, business_date) = db
         .write(move |tx| {
             let date = edge_node::property::access::settings(tx, &property)?
                 .expect("property")
                 .business_date;
-            let hotel = edge_node::demo::seed::demo_hotel(
-                tx,
-                &property,
-                date,
-                edge_node::time::now_ms(),
-                &spec,
-            )?;
-            Ok::<_, edge_node::db::DbError>((hotel.inventory, date))
+            let now = edge_node::time::now_ms();
+            let booker = edge_node::demo::seed::Booker::setup(tx, &property, date, now, &spec)?;
+            Ok::<_, DbError>((booker, date))
         })
         .await
-        .expect("seed the demo hotel");
+        .expect("seed the demo hotel's inventory");
+    let end = business_date.checked_add(jiff::Span::new().days(days_ahead + 1)).expect("date");
+    let mut from = booker.start;
+    while from < end {
+        let to = from.tomorrow().expect("date");
+        booker = db
+            .write(move |tx| {
+                booker.book(tx, from, to)?;
+                Ok::<_, DbError>(booker)
+            })
+            .await
+            .expect("book a day");
+        from = to;
+    }
+    let booker = db
+        .write(move |tx| {
+            let mut booker = booker;
+            booker.finish(tx)?;
+            Ok::<_, DbError>(booker)
+        })
+        .await
+        .expect("finish the demo hotel");
+    let inventory = booker.into_hotel().inventory;
     db.close();
     SeededDir { data_dir, property_id: report.property_id, inventory, business_date, _dir: dir }
 }

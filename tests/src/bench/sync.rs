@@ -228,9 +228,10 @@ impl Desk {
     }
 
     /// One business day: departures out (rooms cleaned), arrivals in, new bookings with new
-    /// profiles, profile edits, room status rounds, end of day. Returns requests made.
-    async fn day(&self, n: usize, bookings: usize) -> usize {
-        let mut requests = 0;
+    /// profiles and an edit of each, the revenue manager repricing the next year of every
+    /// room type, end of day.
+    async fn day(&self, n: usize, bookings: usize, room_types: &[String]) -> Day {
+        let mut d = Day::default();
         let p = &self.property;
         let (_, deps) = self.get(&format!("/properties/{p}/departures")).await;
         for r in deps["reservations"].as_array().cloned().unwrap_or_default() {
@@ -238,17 +239,19 @@ impl Desk {
                 continue;
             }
             let id = r["id"].as_str().unwrap_or_default();
-            self.post(&format!("/reservations/{id}/check-out"), json!({})).await;
+            d.requests += 1;
+            if self.post(&format!("/reservations/{id}/check-out"), json!({})).await.0 == 200 {
+                d.check_outs += 1;
+            }
             if let Some(room) = r["room_id"].as_str() {
+                d.requests += 1;
                 self.call(
                     reqwest::Method::PUT,
                     &format!("/properties/{p}/rooms/{room}/status"),
                     Some(json!({ "status": "clean" })),
                 )
                 .await;
-                requests += 1;
             }
-            requests += 1;
         }
         let (_, arr) = self.get(&format!("/properties/{p}/arrivals")).await;
         for r in arr["reservations"].as_array().cloned().unwrap_or_default() {
@@ -256,8 +259,10 @@ impl Desk {
                 continue;
             }
             let id = r["id"].as_str().unwrap_or_default();
-            self.post(&format!("/reservations/{id}/check-in"), json!({})).await;
-            requests += 1;
+            d.requests += 1;
+            if self.post(&format!("/reservations/{id}/check-in"), json!({})).await.0 == 200 {
+                d.check_ins += 1;
+            }
         }
         let (_, today) = self.get(&format!("/properties/{p}")).await;
         let date: jiff::civil::Date =
@@ -267,24 +272,55 @@ impl Desk {
             let from =
                 date.checked_add(jiff::Span::new().days(30 + (b % 60) as i64)).unwrap_or(date);
             let to = from.checked_add(jiff::Span::new().days(2)).unwrap_or(from);
-            self.post(
-                "/reservations",
-                json!({ "property_id": p, "room_type_id": self.room_type, "rate_plan_id": self.rate,
-                        "arrival": from.to_string(), "departure": to.to_string(), "adults": 2,
-                        "guest_id": guest }),
-            )
-            .await;
+            let (status, _) = self
+                .post(
+                    "/reservations",
+                    json!({ "property_id": p, "room_type_id": self.room_type, "rate_plan_id": self.rate,
+                            "arrival": from.to_string(), "departure": to.to_string(), "adults": 2,
+                            "guest_id": guest }),
+                )
+                .await;
+            d.bookings += usize::from(status == 201);
             self.call(
                 reqwest::Method::PUT,
                 &format!("/guests/{guest}"),
                 Some(json!({ "company": format!("Firm {b}") })),
             )
             .await;
-            requests += 3;
+            d.requests += 3;
         }
-        self.post(&format!("/properties/{p}/end-of-day"), json!({})).await;
-        requests + 3
+        let to = date.checked_add(jiff::Span::new().days(365)).unwrap_or(date);
+        for t in room_types {
+            d.requests += 1;
+            let (status, body) = self
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/properties/{p}/rate-plans/{}/prices", self.rate),
+                    Some(
+                        json!({ "room_type_id": t, "from": date.to_string(), "to": to.to_string(),
+                                 "price_minor": 10_000 + 100 * n as i64 }),
+                    ),
+                )
+                .await;
+            if status == 200 {
+                d.nights_repriced += body["nights"].as_u64().unwrap_or(0) as usize;
+            }
+        }
+        d.requests += 1;
+        d.end_of_day = self.post(&format!("/properties/{p}/end-of-day"), json!({})).await.0 == 200;
+        d
     }
+}
+
+/// What one business day at a desk did.
+#[derive(Debug, Default)]
+struct Day {
+    requests: usize,
+    check_outs: usize,
+    check_ins: usize,
+    bookings: usize,
+    nights_repriced: usize,
+    end_of_day: bool,
 }
 
 async fn desk(seeded: &tests::hub::SeededDir) -> anyhow::Result<Desk> {
@@ -372,9 +408,16 @@ async fn backlog(_o: &Options) -> anyhow::Result<()> {
     hub.stop().await;
     let started = Instant::now();
     let mut requests = 0;
+    let types = |s: &tests::hub::SeededDir| -> Vec<String> {
+        s.inventory.room_types.iter().map(|t| t.id.clone()).collect()
+    };
+    let (types_a, types_b) = (types(&sa), types(&sb));
     for day in 0..3 {
-        requests += a.day(day, 150).await;
-        requests += b.day(day, 60).await;
+        for (name, desk, bookings, types) in [("A", &a, 150, &types_a), ("B", &b, 60, &types_b)] {
+            let d = desk.day(day, bookings, types).await;
+            println!("day {} at {name}: {d:?}", day + 1);
+            requests += d.requests;
+        }
     }
     println!("72 hours offline: {requests} requests in {:.1} s", started.elapsed().as_secs_f64());
     let (pa, pb) = (pending_changes(&sa.data_dir)?, pending_changes(&sb.data_dir)?);
