@@ -100,12 +100,20 @@ pub struct LedgerEntry {
     pub at: String,
 }
 
+/// The balance of a guest's account: the sum of its ledger. Accounts are chain-level and
+/// may earn at two properties at once while they are apart; the ledger rows of both merge
+/// as distinct rows, so their sum counts both, where the account's `balance` column (last
+/// writer wins) would keep one. The column is a cache, rewritten from the ledger on every
+/// movement.
+const LEDGER_BALANCE: &str =
+    "(SELECT coalesce(sum(points), 0) FROM loyalty_ledger WHERE guest_id = ?1)";
+
 /// (account, enrolled_at ms) of a guest, if enrolled.
 pub fn account(conn: &Connection, guest_id: &str) -> rusqlite::Result<Option<Account>> {
-    conn.prepare_cached(
-        "SELECT guest_id, number, tier, balance, lifetime_points, enrolled_at
-         FROM loyalty_accounts WHERE guest_id = ?1",
-    )?
+    conn.prepare_cached(&format!(
+        "SELECT guest_id, number, tier, {LEDGER_BALANCE}, lifetime_points, enrolled_at
+         FROM loyalty_accounts WHERE guest_id = ?1"
+    ))?
     .query_row([guest_id], |r| {
         Ok(Account {
             guest_id: r.get(0)?,
@@ -188,9 +196,9 @@ pub fn post(
     now: i64,
 ) -> rusqlite::Result<i64> {
     let (balance, lifetime): (i64, i64) = tx
-        .prepare_cached(
-            "SELECT balance, lifetime_points FROM loyalty_accounts WHERE guest_id = ?1",
-        )?
+        .prepare_cached(&format!(
+            "SELECT {LEDGER_BALANCE}, lifetime_points FROM loyalty_accounts WHERE guest_id = ?1"
+        ))?
         .query_row([guest_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let (balance, lifetime) = (balance + points, lifetime + lifetime_delta);
     let tier = rule_of(tx, property_id)?.tier_for(lifetime);

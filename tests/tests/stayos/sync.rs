@@ -147,6 +147,14 @@ async fn through_a_hub_outage_both_properties_keep_working_and_converge_with_one
     })
     .await;
 
+    let r = a.post(&format!("/guests/{guest}/loyalty/enroll"), json!({})).await;
+    assert!(r.status == 200 || r.status == 201, "{}", r.text);
+    eventually(Duration::from_secs(5), "the loyalty account reaches B", || async {
+        let r = b.get(&format!("/guests/{guest}/loyalty")).await;
+        r.body["account"]["balance"].is_i64().then_some(())
+    })
+    .await;
+
     hub.stop().await;
     let mut booked = Vec::new();
     for h in [&a, &b] {
@@ -177,6 +185,16 @@ async fn through_a_hub_outage_both_properties_keep_working_and_converge_with_one
     let r =
         b.node.put(&format!("/guests/{guest}"), Some(&b.token), json!({ "language": "fr" })).await;
     assert_eq!(r.status, 200, "{}", r.text);
+    // Points given at both properties while apart: both count once the chain is whole again.
+    for (h, points) in [(&a, 100), (&b, 50)] {
+        let r = h
+            .post(
+                &format!("/guests/{guest}/loyalty/adjustments"),
+                json!({ "points": points, "reason": "goodwill" }),
+            )
+            .await;
+        assert!(r.status == 200 || r.status == 201, "{}", r.text);
+    }
     for h in [&a, &b] {
         eventually(Duration::from_secs(20), "the agent notices the hub is gone", || async {
             let s = status(h).await;
@@ -222,6 +240,15 @@ async fn through_a_hub_outage_both_properties_keep_working_and_converge_with_one
         assert_eq!(g.body["phone"].as_str(), Some(phone.as_str()), "the same winner everywhere");
     }
     assert_eq!(hub_guests.values().filter(|g| g["first_name"] == "Offline").count(), 2);
+    for h in [&a, &b] {
+        let points = eventually(Duration::from_secs(30), "loyalty converges", || async {
+            let r = h.get(&format!("/guests/{guest}/loyalty")).await;
+            let balance = r.body["account"]["balance"].as_i64();
+            (balance == Some(150)).then_some(balance)
+        })
+        .await;
+        assert_eq!(points, Some(150), "both properties' points count");
+    }
 }
 
 /// A node that is enrolled but not serving: the test plays its agent by hand, with the
