@@ -21,6 +21,11 @@ const MIGRATE_LOCK: i64 = 0x5354_4159_4f53_4d31;
 /// The hub's connection pool.
 pub type Pool = deadpool_postgres::Pool;
 
+/// The PostgreSQL notification channel hub processes share. Payloads: `head:<version>` after
+/// a merge commits (long-polls of every hub process wake), `revoked:<node_id>` after a
+/// revocation commits (cached credentials are dropped).
+pub const NOTIFY_CHANNEL: &str = "stayos_hub";
+
 /// Why a hub storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
@@ -38,8 +43,7 @@ pub enum HubError {
 /// `key=value` string), without TLS: the hub's database is local to it. Connections open
 /// lazily, so a malformed URL fails here and an unreachable server on first use.
 pub fn connect(database_url: &str, max_size: usize) -> Result<Pool, HubError> {
-    let config: tokio_postgres::Config =
-        database_url.parse().map_err(|e| HubError::Config(format!("{e}")))?;
+    let config = pg_config(database_url)?;
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -50,6 +54,11 @@ pub fn connect(database_url: &str, max_size: usize) -> Result<Pool, HubError> {
         .runtime(Runtime::Tokio1)
         .build()
         .map_err(|e| HubError::Config(e.to_string()))
+}
+
+/// A database URL (a `postgres://` URL or a `key=value` string) parsed.
+pub fn pg_config(database_url: &str) -> Result<tokio_postgres::Config, HubError> {
+    database_url.parse().map_err(|e| HubError::Config(format!("{e}")))
 }
 
 /// Applies the hub migrations not yet applied, creates the hub's site id once, and (re)builds

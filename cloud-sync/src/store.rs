@@ -12,6 +12,9 @@
 //! the cost per change is a few index probes inside PostgreSQL, not a round trip. Merges are
 //! serialized by an advisory lock taken before the hub version is drawn: versions commit in
 //! order, and a pull that has seen version `v` has seen every version before it.
+//!
+//! The cells each merge changed are also kept in memory (`tail`), and pulls of recent
+//! versions — every caught-up node's pull — are answered from there without a query.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,8 +26,9 @@ use deadpool_postgres::GenericClient;
 use rusqlite::types::Value;
 use serde_json::Value as Json;
 
-use crate::db::{HubError, Pool};
+use crate::db::{HubError, NOTIFY_CHANNEL, Pool};
 use crate::schema::{HubSchema, PgType, Table, is_ident, quote_ident};
+use crate::tail::{self, Tail, TailChange, TailPull};
 use crate::value;
 
 /// Transaction-level advisory lock every merge takes before drawing its version.
@@ -46,6 +50,11 @@ struct Inner {
     site_id: [u8; 16],
     head: tokio::sync::watch::Sender<i64>,
     pushed_schema: AtomicI64,
+    /// The changes of recent versions. Held only for moments, never across an await.
+    tail: std::sync::RwLock<Tail>,
+    /// Held from a merge's commit until its version is in `tail`: another merge of this
+    /// process commits the next version only after that, so versions enter `tail` in order.
+    append_order: tokio::sync::Mutex<()>,
 }
 
 /// Who writes a batch.
@@ -102,6 +111,15 @@ struct RowPlan<'a> {
     new_cl: i64,
 }
 
+/// What a merge wrote, before its commit.
+struct Written {
+    /// The sender's cursor after the batch.
+    received: i64,
+    /// Cells that changed.
+    applied: u64,
+    tail: Vec<TailChange>,
+}
+
 /// A cell that may change: the largest change of the batch for its (row, cid).
 struct Candidate<'a> {
     row: usize,
@@ -136,6 +154,7 @@ impl Store {
             .and_then(|r| r.get::<_, Vec<u8>>(0).try_into().ok())
             .map_or(0, i64::from_be_bytes);
         drop(client);
+        let tail = Tail::new(head, tail::DEFAULT_CAPACITY);
         let (head, _) = tokio::sync::watch::channel(head);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -144,8 +163,49 @@ impl Store {
                 site_id,
                 head,
                 pushed_schema: AtomicI64::new(pushed),
+                tail: std::sync::RwLock::new(tail),
+                append_order: tokio::sync::Mutex::new(()),
             }),
         })
+    }
+
+    /// Keeps at most `changes` changes of recent versions in memory (the default is
+    /// [`tail::DEFAULT_CAPACITY`]); what was kept is forgotten.
+    pub fn with_tail_capacity(self, changes: usize) -> Self {
+        let mut tail = self.tail_write();
+        *tail = Tail::new(tail.range().1, changes);
+        drop(tail);
+        self
+    }
+
+    /// The versions `(floor, top]` pulls are answered for from memory; older cursors are
+    /// answered from the database.
+    pub fn tail_range(&self) -> (i64, i64) {
+        self.tail_read().range()
+    }
+
+    fn tail_read(&self) -> std::sync::RwLockReadGuard<'_, Tail> {
+        self.inner.tail.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn tail_write(&self) -> std::sync::RwLockWriteGuard<'_, Tail> {
+        self.inner.tail.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A version another process committed (its notification): long-polls wake, and pulls
+    /// reach it — from the database, as the tail never saw it.
+    pub fn observe_head(&self, version: i64) {
+        self.raise_head(version);
+    }
+
+    fn raise_head(&self, version: i64) {
+        self.inner.head.send_if_modified(|head| {
+            let newer = version > *head;
+            if newer {
+                *head = version;
+            }
+            newer
+        });
     }
 
     pub fn pool(&self) -> &Pool {
@@ -321,13 +381,60 @@ impl Store {
                 ignored: all.len() as u64,
             });
         }
-        let version: i64 = tx.query_one("SELECT nextval('sync_version')", &[]).await?.get(0);
+        // The notification other hub processes wake on is sent at commit, and never when
+        // the transaction rolls back; asked for with the version, it costs no round trip.
+        let version: i64 = tx
+            .query_one(
+                "SELECT v, pg_notify($1, 'head:' || v) FROM nextval('sync_version') AS v",
+                &[&NOTIFY_CHANNEL],
+            )
+            .await?
+            .get(0);
+        let written =
+            match self.write_version(&tx, writer, sender, &changes, version, received_before).await
+            {
+                Ok(written) => written,
+                Err(err) => {
+                    // The version will never commit (the transaction rolls back when dropped, and
+                    // the next merge draws its version only after that): the tail knows it is
+                    // empty rather than a gap.
+                    self.tail_write().append(version, Vec::new());
+                    return Err(err);
+                }
+            };
+        let order = self.inner.append_order.lock().await;
+        tx.commit().await?;
+        self.tail_write().append(version, written.tail);
+        drop(order);
+        if let Some(set) = sender {
+            self.inner.pushed_schema.fetch_max(set.schema_version, Ordering::Relaxed);
+        }
+        self.raise_head(version);
+        let applied = written.applied;
+        let ignored = all.len() as u64 - applied;
+        metrics::counter!("hub_changes_total", "result" => "applied").increment(applied);
+        metrics::counter!("hub_changes_total", "result" => "ignored").increment(ignored);
+        metrics::histogram!("hub_merge_duration_seconds").record(started.elapsed().as_secs_f64());
+        tracing::debug!(version, applied, ignored, elapsed = ?started.elapsed(), "merged a batch");
+        Ok(PushAck { received: written.received, applied, ignored })
+    }
 
+    /// Everything a merge writes as hub version `version`, inside its transaction, up to the
+    /// commit: rows, cells, read tables and the sender's cursor; and what the tail keeps.
+    async fn write_version(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        writer: &Writer,
+        sender: Option<&Changeset>,
+        changes: &[&Change],
+        version: i64,
+        received_before: i64,
+    ) -> Result<Written, MergeError> {
         // The distinct rows of the batch, in order of first appearance.
         let mut row_index: HashMap<(&str, &[u8]), usize> = HashMap::new();
         let mut rows: Vec<RowPlan<'_>> = Vec::new();
         let mut row_of: Vec<usize> = Vec::with_capacity(changes.len());
-        for c in &changes {
+        for c in changes {
             let i = *row_index.entry((c.table.as_str(), c.pk.as_slice())).or_insert_with(|| {
                 rows.push(RowPlan {
                     tbl: &c.table,
@@ -463,7 +570,7 @@ impl Store {
             }
         }
 
-        self.project_batch(&tx, &rows, &candidates, &changed_cells).await?;
+        self.project_batch(tx, &rows, &candidates, &changed_cells).await?;
 
         let mut received = received_before;
         if let Some(set) = sender {
@@ -486,24 +593,28 @@ impl Store {
                 .await?;
             }
         }
-        tx.commit().await?;
-        if let Some(set) = sender {
-            self.inner.pushed_schema.fetch_max(set.schema_version, Ordering::Relaxed);
-        }
-        self.inner.head.send_if_modified(|head| {
-            let newer = version > *head;
-            if newer {
-                *head = version;
-            }
-            newer
-        });
-        let applied = changed_cells.len() as u64;
-        let ignored = all.len() as u64 - applied;
-        metrics::counter!("hub_changes_total", "result" => "applied").increment(applied);
-        metrics::counter!("hub_changes_total", "result" => "ignored").increment(ignored);
-        metrics::histogram!("hub_merge_duration_seconds").record(started.elapsed().as_secs_f64());
-        tracing::debug!(version, applied, ignored, elapsed = ?started.elapsed(), "merged a batch");
-        Ok(PushAck { received, applied, ignored })
+        // What the tail keeps: the cells this version changed, in seq order, as pulls send
+        // them.
+        changed_cells.sort_unstable();
+        let tail = changed_cells
+            .iter()
+            .filter_map(|&k| candidates.get(k).map(|c| (k, c)))
+            .map(|(k, c)| TailChange {
+                scope: rows[c.row].scope.clone(),
+                change: WireChange {
+                    table: c.change.table.clone(),
+                    pk: c.change.pk.clone(),
+                    cid: c.change.cid.clone(),
+                    val: (&c.change.val).into(),
+                    col_version: c.change.col_version,
+                    db_version: version,
+                    site_id: c.change.site_id.clone(),
+                    cl: c.change.cl,
+                    seq: k as i64,
+                },
+            })
+            .collect();
+        Ok(Written { received, applied: changed_cells.len() as u64, tail })
     }
 
     /// Brings the read tables in line with the rows a batch changed. A row new in this batch
@@ -583,7 +694,9 @@ impl Store {
     /// Everything after hub version `since` for a node of `property_id`: cells of its
     /// property's rows and of chain-level rows, without those written by `exclude_site` (the
     /// node has its own writes), in `(version, seq)` order, whole versions only, about
-    /// `limit` changes (a version larger than `limit` is sent whole).
+    /// `limit` changes (a version larger than `limit` is sent whole). From memory when the
+    /// tail holds every version after `since` (`Tail::pull` cuts batches the same way), else
+    /// from the database.
     pub async fn pull(
         &self,
         property_id: &str,
@@ -593,8 +706,24 @@ impl Store {
     ) -> Result<Pull, HubError> {
         let head = self.head();
         let limit = limit.max(1);
-        let client = self.inner.pool.get().await?;
         let exclude = exclude_site.unwrap_or(&[]);
+        let cached = self.tail_read().pull(property_id, exclude, since, head, limit);
+        if let Some(TailPull { changes, until, remaining }) = cached {
+            metrics::counter!("hub_pulls_total", "source" => "memory").increment(1);
+            return Ok(Pull {
+                batch: Batch {
+                    site_id: self.inner.site_id.to_vec(),
+                    schema_version: self.schema_version(),
+                    since,
+                    until,
+                    changes,
+                },
+                more: remaining > 0,
+                remaining,
+            });
+        }
+        metrics::counter!("hub_pulls_total", "source" => "database").increment(1);
+        let client = self.inner.pool.get().await?;
         let mut changes =
             pull_range(&client, property_id, exclude, since, head, Some(limit + 1)).await?;
         let mut until = since.max(head);

@@ -392,19 +392,36 @@ fn writer() -> Writer {
     Writer { property_id: PROPERTY.into(), node_id: Some("node-1".into()) }
 }
 
-/// A fresh hub on its own database, migrated with the test schema.
-async fn hub(db: &TestDb) -> Store {
-    let pool = db.pool();
-    db::migrate_with(&pool, &schema()).await.expect("migrate");
-    Store::open(pool, schema()).await.expect("open")
-}
-
-async fn reset(store: &Store) {
-    let client = store.pool().get().await.expect("connection");
+/// A fresh hub: the database emptied and the version sequence restarted, then a store
+/// opened on it (a store's memory of recent versions must not outlive its database's state).
+async fn fresh_hub(pool: &db::Pool, tail_capacity: usize) -> Store {
+    let client = pool.get().await.expect("connection");
     client
-        .batch_execute("TRUNCATE sync_rows, sync_cells, sync_peers, replica.items, replica.links")
+        .batch_execute(
+            "TRUNCATE sync_rows, sync_cells, sync_peers, replica.items, replica.links;
+             ALTER SEQUENCE sync_version RESTART",
+        )
         .await
         .expect("truncate");
+    drop(client);
+    Store::open(pool.clone(), schema()).await.expect("open").with_tail_capacity(tail_capacity)
+}
+
+/// Pulls from `since` until nothing is left, into a fresh crdt replica; returns its state
+/// and the cursor reached.
+async fn pull_all(store: &Store, limit: usize) -> (State, i64) {
+    let (pulled, pulled_replica) = replica(8);
+    let mut since = 0;
+    loop {
+        let pull = store.pull(PROPERTY, None, since, limit).await.expect("pull");
+        assert_eq!(pull.batch.since, since);
+        since = pull.batch.until;
+        pulled_replica.merge(&pulled, &pull.batch.into()).expect("merge pull");
+        if !pull.more {
+            break;
+        }
+    }
+    (crdt_state(&pulled, &schema()), since)
 }
 
 /// A site's changes split into whole-version batches at random boundaries.
@@ -438,7 +455,8 @@ fn batches(set: &Changeset, rng: &mut StdRng) -> Vec<Changeset> {
     out
 }
 
-async fn check_case(store: &Store, ops: &[Op], seed: u64, import_too: bool, limit: usize) {
+async fn check_case(pool: &db::Pool, ops: &[Op], seed: u64, import_too: bool, case: Limits) {
+    let Limits { pull: limit, tail: tail_capacity } = case;
     let mut rng = StdRng::seed_from_u64(seed);
     let schema = schema();
     let sites: Vec<(Connection, Replica)> = (1..=3).map(replica).collect();
@@ -456,7 +474,7 @@ async fn check_case(store: &Store, ops: &[Op], seed: u64, import_too: bool, limi
     let expected = crdt_state(&reference, &schema);
 
     // The hub: whole-version batches of every site, shuffled, some pushed twice.
-    reset(store).await;
+    let store = &fresh_hub(pool, tail_capacity).await;
     let mut pushes: Vec<Changeset> = sets.iter().flat_map(|s| batches(s, &mut rng)).collect();
     let again: Vec<Changeset> = pushes.iter().filter(|_| rng.random_bool(0.3)).cloned().collect();
     pushes.extend(again);
@@ -492,43 +510,56 @@ async fn check_case(store: &Store, ops: &[Op], seed: u64, import_too: bool, limi
     }
     assert_same("hub", &expected, &hub_state(store, &schema).await);
 
-    // A replica fed only by the hub's pulls ends the same.
-    let (pulled, pulled_replica) = replica(8);
-    let mut since = 0;
-    loop {
-        let pull = store.pull(PROPERTY, None, since, limit).await.expect("pull");
-        assert_eq!(pull.batch.since, since);
-        since = pull.batch.until;
-        pulled_replica.merge(&pulled, &pull.batch.into()).expect("merge pull");
-        if !pull.more {
-            break;
-        }
-    }
+    // A replica fed only by the hub's pulls ends the same: pulled through the store that
+    // merged (recent versions from memory, older ones — when its capacity made it forget
+    // them — from the database) ...
+    let (state, since) = pull_all(store, limit).await;
     assert_eq!(since, store.head(), "a caught-up pull ends at the head");
-    assert_same("pulled replica", &expected, &crdt_state(&pulled, &schema));
+    assert_same("replica pulled from memory", &expected, &state);
+    // ... and through a store opened afterwards, which remembers nothing: the database.
+    let reopened = Store::open(pool.clone(), crate::schema()).await.expect("open");
+    assert_eq!(reopened.tail_range(), (store.head(), store.head()));
+    let (state, since) = pull_all(&reopened, limit).await;
+    assert_eq!(since, store.head());
+    assert_same("replica pulled from the database", &expected, &state);
+}
+
+/// A case's pull limit and the capacity of the store's memory of recent versions.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    pull: usize,
+    tail: usize,
+}
+
+fn tail_default() -> usize {
+    cloud_sync::tail::DEFAULT_CAPACITY
 }
 
 /// Random writes, deletes, re-inserts and relays at three crdt replicas: the hub ends with
 /// the rows and clocks a crdt replica ends with, whatever the batches' order, grouping and
-/// duplication, and a replica fed by its pulls ends the same.
+/// duplication, and a replica fed by its pulls ends the same, whether the pulls are answered
+/// from the hub's memory of recent versions or from its database.
 #[test]
 fn the_hub_merges_exactly_as_a_crdt_replica_does() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     // One database for every case (each case truncates it first), dropped at the end even
     // when a case fails.
     let db = rt.block_on(TestDb::create());
-    let store = rt.block_on(hub(&db));
+    let pool = db.pool();
+    rt.block_on(db::migrate_with(&pool, &schema())).expect("migrate");
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 32,
         failure_persistence: None,
         ..ProptestConfig::default()
     });
-    let strategy = (prop::collection::vec(op(3), 1..40), any::<u64>(), any::<bool>(), 1..20usize);
-    let result = runner.run(&strategy, |(ops, seed, import_too, limit)| {
-        rt.block_on(check_case(&store, &ops, seed, import_too, limit));
+    let limits = (1..20usize, prop_oneof![1..60usize, Just(tail_default())])
+        .prop_map(|(pull, tail)| Limits { pull, tail });
+    let strategy = (prop::collection::vec(op(3), 1..40), any::<u64>(), any::<bool>(), limits);
+    let result = runner.run(&strategy, |(ops, seed, import_too, limits)| {
+        rt.block_on(check_case(&pool, &ops, seed, import_too, limits));
         Ok(())
     });
-    drop(store);
+    drop(pool);
     drop(db);
     if let Err(e) = result {
         panic!("{e}");
@@ -708,6 +739,55 @@ async fn pulls_send_whole_versions_and_leave_out_the_askers_own_changes() {
     assert!(pull.batch.changes.is_empty());
     assert_eq!(pull.batch.until, v3, "its cursor moves past versions with nothing for it");
     assert_eq!(store.export("P1", 0).await.expect("export").len(), 9);
+}
+
+/// The hub answers pulls of recent versions from memory; a cursor older than what it still
+/// remembers, or a version another hub process merged, is answered from the database, and
+/// its memory starts again after such a version.
+#[tokio::test]
+async fn pulls_before_the_remembered_versions_or_across_another_process_merge_still_work() {
+    let db = TestDb::create().await;
+    let store = rules_hub(&db).await.with_tail_capacity(4);
+    let rooms = |site: [u8; 16], ids: &[&str]| -> Vec<Change> {
+        ids.iter().map(|id| change("rooms", id, "status", "clean", site, 1)).collect()
+    };
+    let ids = |pull: &crdt::protocol::Pull| -> Vec<Vec<u8>> {
+        pull.batch.changes.iter().map(|c| c.pk.clone()).collect()
+    };
+    store
+        .push(&node("P1"), &batch(SITE_A, 0, 1, rooms(SITE_A, &["a1", "a2", "a3"])))
+        .await
+        .expect("v1");
+    let v1 = store.head();
+    store.push(&node("P1"), &batch(SITE_B, 0, 1, rooms(SITE_B, &["b1", "b2"]))).await.expect("v2");
+    let v2 = store.head();
+    assert_eq!(store.tail_range(), (v1, v2), "v1 made room for v2");
+
+    let pull = store.pull("P1", None, 0, 100).await.expect("pull from before the memory");
+    assert_eq!((pull.batch.changes.len(), pull.batch.until, pull.more), (5, v2, false));
+    let pull = store.pull("P1", None, v1, 100).await.expect("pull from memory");
+    assert_eq!(ids(&pull), vec![pk(&[Value::Text("b1".into())]), pk(&[Value::Text("b2".into())])]);
+    assert_eq!(pull.batch.until, v2);
+
+    // Another hub process on the same database merges v3; this one learns of it by its
+    // notification, and answers pulls across it from the database.
+    let other = Store::open(db.pool(), rules_schema("", "")).await.expect("second process");
+    let site_c = [0xC; 16];
+    other.push(&node("P1"), &batch(site_c, 0, 1, rooms(site_c, &["c1"]))).await.expect("v3");
+    let v3 = other.head();
+    store.observe_head(v3);
+    assert_eq!(store.head(), v3);
+    let pull = store.pull("P1", None, v2, 100).await.expect("pull across the other's version");
+    assert_eq!((ids(&pull), pull.batch.until), (vec![pk(&[Value::Text("c1".into())])], v3));
+
+    // The next merge here follows a version this process never saw: memory starts after it.
+    store.push(&node("P1"), &batch(SITE_A, 1, 2, rooms(SITE_A, &["a4"]))).await.expect("v4");
+    let v4 = store.head();
+    assert_eq!(store.tail_range(), (v3, v4));
+    let pull = store.pull("P1", Some(&SITE_A), v2, 100).await.expect("pull from the database");
+    assert_eq!((ids(&pull), pull.batch.until), (vec![pk(&[Value::Text("c1".into())])], v4));
+    let pull = store.pull("P1", None, v3, 100).await.expect("pull from memory");
+    assert_eq!((ids(&pull), pull.batch.until), (vec![pk(&[Value::Text("a4".into())])], v4));
 }
 
 #[tokio::test]
