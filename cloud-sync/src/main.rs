@@ -177,7 +177,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     key_pem: cert.key_pem.into_bytes(),
                 }
             };
-            serve(pool, listen, transport).await
+            // `open` parsed the URL already; parsed again for the listening connection.
+            let database = db::pg_config(&db.database_url)
+                .map_err(|e| bad(format!("--database-url {}: {e}", redact(&db.database_url))))?;
+            serve(pool, database, listen, transport).await
         }
         Command::EnrollToken { db, property_id, ttl_minutes } => {
             nodes::check_property_id(&property_id)
@@ -339,10 +342,15 @@ async fn open_store(pool: &Pool) -> anyhow::Result<Store> {
     Store::open(pool.clone(), schema).await.context("failed to open the hub's replica")
 }
 
-async fn serve(pool: Pool, listen: SocketAddr, transport: Transport) -> anyhow::Result<()> {
+async fn serve(
+    pool: Pool,
+    database: tokio_postgres::Config,
+    listen: SocketAddr,
+    transport: Transport,
+) -> anyhow::Result<()> {
     let store = open_store(&pool).await?;
     let head = store.head();
-    let running = server::start(store, listen, transport).await?;
+    let running = server::start(store, database, listen, transport).await?;
     tracing::info!(url = %running.url(), head, "serving");
     {
         // Tests and supervisors read this line to learn the bound port.

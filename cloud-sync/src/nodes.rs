@@ -239,15 +239,21 @@ pub enum Auth {
     Unknown,
 }
 
+/// A credential split into node id and secret, or `None` when it cannot be one.
+fn split_credential(credential: &str) -> Option<(&str, &str)> {
+    let (id, secret) = credential.split_once('.')?;
+    if id.is_empty() || id.len() > 64 || secret.is_empty() || secret.len() > 128 {
+        return None;
+    }
+    Some((id, secret))
+}
+
 /// Checks `<node_id>.<secret>`. Reads the database every time, so a revocation takes effect
 /// on the node's next request.
 pub async fn authenticate(pool: &Pool, credential: &str) -> Result<Auth, HubError> {
-    let Some((id, secret)) = credential.split_once('.') else {
+    let Some((id, secret)) = split_credential(credential) else {
         return Ok(Auth::Unknown);
     };
-    if id.is_empty() || id.len() > 64 || secret.is_empty() || secret.len() > 128 {
-        return Ok(Auth::Unknown);
-    }
     let client = pool.get().await?;
     let row = client
         .query_opt(
@@ -269,6 +275,110 @@ pub async fn authenticate(pool: &Pool, credential: &str) -> Result<Auth, HubErro
         .map_err(|_| HubError::Invalid(format!("node {id} has a malformed site id")))?;
     let node = Node { id: id.to_string(), property_id: row.get(0), site_id };
     Ok(if row.get::<_, bool>(3) { Auth::Revoked(node) } else { Auth::Node(node) })
+}
+
+/// [`authenticate`], answered from `cache` when the same credential succeeded recently. Only
+/// successes are remembered: a wrong, unknown or revoked credential is read from the database
+/// every time, and a revocation drops the node from the cache as soon as its notification
+/// arrives (`CredentialCache::revoked`).
+pub async fn authenticate_cached(
+    pool: &Pool,
+    cache: &CredentialCache,
+    credential: &str,
+) -> Result<Auth, HubError> {
+    let Some((id, secret)) = split_credential(credential) else {
+        return Ok(Auth::Unknown);
+    };
+    let hash = sha256(secret);
+    if let Some(node) = cache.lookup(id, &hash) {
+        return Ok(Auth::Node(node));
+    }
+    let epoch = cache.epoch();
+    let auth = authenticate(pool, credential).await?;
+    if let Auth::Node(node) = &auth {
+        cache.remember(epoch, hash, node);
+    }
+    Ok(auth)
+}
+
+/// Successful authentications, remembered for a short time so that a thousand nodes
+/// long-polling do not each cost a credential query per request.
+///
+/// Revocation stays immediate: the revoking transaction notifies every hub process
+/// (`revoked:<node_id>` on [`crate::db::NOTIFY_CHANNEL`]) and the server's listener calls
+/// [`CredentialCache::revoked`]. Nothing is remembered while that listener is not connected
+/// (a revocation could be missed), and an authentication read from the database before a
+/// revocation or a listener change is not remembered after it (it may predate the
+/// revocation): both bump the epoch.
+#[derive(Debug)]
+pub struct CredentialCache {
+    ttl: Duration,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    epoch: u64,
+    listening: bool,
+    /// node id → (SHA-256 of the secret, the node, remembered until).
+    entries: HashMap<String, (Vec<u8>, Node, Instant)>,
+}
+
+impl CredentialCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, state: Mutex::new(CacheState::default()) }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The node whose credential hashes to `secret_sha256`, if it succeeded recently.
+    fn lookup(&self, node_id: &str, secret_sha256: &[u8]) -> Option<Node> {
+        let state = self.state();
+        if !state.listening {
+            return None;
+        }
+        let (stored, node, until) = state.entries.get(node_id)?;
+        let matches = bool::from(stored.as_slice().ct_eq(secret_sha256));
+        (matches && Instant::now() < *until).then(|| node.clone())
+    }
+
+    /// The epoch to pass to [`Self::remember`], read before the database is.
+    fn epoch(&self) -> u64 {
+        self.state().epoch
+    }
+
+    /// Remembers a success read from the database in `epoch`, unless the epoch has moved
+    /// since (a revocation or a listener change came in between) or nobody listens.
+    fn remember(&self, epoch: u64, secret_sha256: Vec<u8>, node: &Node) {
+        let mut state = self.state();
+        if !state.listening || state.epoch != epoch {
+            return;
+        }
+        let now = Instant::now();
+        if state.entries.len() > 100_000 {
+            state.entries.retain(|_, (_, _, until)| now < *until);
+        }
+        state.entries.insert(node.id.clone(), (secret_sha256, node.clone(), now + self.ttl));
+    }
+
+    /// A node was revoked: its next request reads the database.
+    pub fn revoked(&self, node_id: &str) {
+        let mut state = self.state();
+        state.epoch += 1;
+        state.entries.remove(node_id);
+    }
+
+    /// Whether revocations reach this process; while not, nothing is remembered.
+    pub fn set_listening(&self, listening: bool) {
+        let mut state = self.state();
+        state.epoch += 1;
+        state.listening = listening;
+        if !listening {
+            state.entries.clear();
+        }
+    }
 }
 
 /// Records that a node was seen now.
@@ -305,6 +415,12 @@ pub async fn revoke(pool: &Pool, node_id: &str) -> Result<Revoked, HubError> {
         return Ok(Revoked::Already { property_id });
     }
     tx.execute("UPDATE nodes SET revoked_at = now() WHERE id = $1", &[&node_id]).await?;
+    // Serving hub processes drop the node's remembered credential when this commits.
+    tx.execute(
+        "SELECT pg_notify($1, 'revoked:' || $2::text)",
+        &[&crate::db::NOTIFY_CHANNEL, &node_id],
+    )
+    .await?;
     audit(&tx, EV_REVOKED, Some(node_id), Some(&property_id), json!({})).await?;
     tx.commit().await?;
     Ok(Revoked::Now { property_id })
@@ -433,6 +549,40 @@ mod tests {
         assert!(check_property_id(&"a".repeat(129)).is_err());
         assert!(check_property_id("a b").is_err());
         assert!(check_property_id("a\nb").is_err());
+    }
+
+    fn node(id: &str) -> Node {
+        Node { id: id.into(), property_id: "P1".into(), site_id: [1; 16] }
+    }
+
+    #[test]
+    fn remembered_credentials_need_a_listener_the_same_secret_and_no_revocation_in_between() {
+        let cache = CredentialCache::new(Duration::from_secs(60));
+        let hash = sha256("secret");
+        cache.remember(cache.epoch(), hash.clone(), &node("n1"));
+        assert!(cache.lookup("n1", &hash).is_none(), "nothing is remembered without a listener");
+
+        cache.set_listening(true);
+        cache.remember(cache.epoch(), hash.clone(), &node("n1"));
+        assert_eq!(cache.lookup("n1", &hash).map(|n| n.id), Some("n1".into()));
+        assert!(cache.lookup("n1", &sha256("other")).is_none(), "another secret");
+
+        cache.revoked("n1");
+        assert!(cache.lookup("n1", &hash).is_none(), "revoked: read the database again");
+        let before = cache.epoch();
+        cache.revoked("n2");
+        cache.remember(before, hash.clone(), &node("n1"));
+        assert!(cache.lookup("n1", &hash).is_none(), "read before a revocation: not kept");
+
+        cache.remember(cache.epoch(), hash.clone(), &node("n1"));
+        cache.set_listening(false);
+        cache.set_listening(true);
+        assert!(cache.lookup("n1", &hash).is_none(), "a lost listener forgets everything");
+
+        let brief = CredentialCache::new(Duration::ZERO);
+        brief.set_listening(true);
+        brief.remember(brief.epoch(), hash.clone(), &node("n1"));
+        assert!(brief.lookup("n1", &hash).is_none(), "expired");
     }
 
     #[test]

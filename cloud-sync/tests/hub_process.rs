@@ -638,6 +638,42 @@ async fn sigterm_answers_waiting_long_polls_at_once_and_exits_zero() {
     }
 }
 
+/// A merge by another process on the same database — here `changes import` while the hub
+/// serves — wakes the serving hub's long-polls through its notification, and they answer it
+/// (from the database: the serving process never saw that version).
+#[tokio::test]
+async fn a_change_imported_by_another_process_wakes_long_polls_and_is_pulled() {
+    let mut hub = Hub::new().await;
+    hub.serve(&[]).await;
+    let client = pinned_client(&fingerprint(&hub.token(P1).await));
+    let node = enroll_ok(&client, &hub, [5; 16], P1).await;
+    let waiting = {
+        let (client, url, credential) =
+            (client.clone(), hub.url("/v1/sync/pull?since=0&limit=100&wait=30"), node.credential);
+        tokio::spawn(async move {
+            let resp = client.get(url).bearer_auth(credential).send().await.expect("pull");
+            assert_eq!(resp.status().as_u16(), 200);
+            let body = resp.bytes().await.expect("body");
+            protocol::decode::<Pull>(&body, protocol::MAX_DECODED_BYTES).expect("a Pull")
+        })
+    };
+
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&hub.db.name);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let change: crdt::Change = property_name_change(P1, [7; 16], 1).into();
+    let file = dir.join("import.jsonl");
+    std::fs::write(&file, format!("{}\n", crdt::wire::change_line(&change))).expect("write");
+    let path = file.to_str().expect("path");
+    hub.cli_ok(&["changes", "import", "--property-id", P1, path]).await;
+
+    let pull = waiting.await.expect("the long-poll answered");
+    assert_eq!(pull.batch.changes.len(), 1, "the imported change, not a timed-out empty answer");
+    assert_eq!(pull.batch.changes[0].val, WireValue::Text("Hotel 1".into()));
+    assert_eq!(pull.batch.until, pull.batch.changes[0].db_version);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(hub.terminate().await.1);
+}
+
 #[tokio::test]
 async fn changes_travel_by_file_and_bad_files_are_refused_with_the_line_and_exit_code_two() {
     let hub = Hub::new().await;

@@ -1,6 +1,7 @@
 //! The authenticated node as an extractor: a sync handler that takes an [`AuthNode`] cannot
 //! run for anyone else. `Authorization: Bearer <node_id>.<secret>`, checked against the
-//! database on every request so a revocation takes effect at once.
+//! database, a success remembered briefly (`nodes::CredentialCache`); a revocation drops it
+//! when its notification arrives, so it takes effect at once.
 
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
@@ -34,7 +35,8 @@ impl FromRequestParts<HubState> for AuthNode {
                 "send the node credential as `Authorization: Bearer <credential>`",
             ));
         };
-        match nodes::authenticate(state.store.pool(), credential).await? {
+        match nodes::authenticate_cached(state.store.pool(), &state.credentials, credential).await?
+        {
             Auth::Node(node) => {
                 if state.seen.allow(&node.id) {
                     // Off the request path: a failed last-seen write must not fail a sync.

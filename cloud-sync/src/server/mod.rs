@@ -11,6 +11,7 @@ pub mod auth;
 pub mod enroll;
 pub mod error;
 pub mod metrics;
+pub mod notify;
 pub mod ops;
 pub mod sync;
 
@@ -33,7 +34,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use self::error::ApiError;
-use crate::nodes::Throttle;
+use crate::nodes::{CredentialCache, Throttle};
 use crate::store::Store;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -50,6 +51,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const PUSH_TIMEOUT: Duration = Duration::from_secs(300);
 /// Time limit of a pull: the longest wait plus the time to read and send the answer.
 const PULL_TIMEOUT: Duration = Duration::from_secs(sync::PULL_WAIT_MAX_SECS + 30);
+/// How long a successful authentication is remembered. Revocations do not wait for it (they
+/// are notified); it bounds how long anything else changed by hand in `nodes` goes unseen.
+const CREDENTIAL_TTL: Duration = Duration::from_secs(30);
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -64,6 +68,8 @@ pub struct HubState {
     revoked_audit: Arc<Throttle>,
     /// "A node pulled past the head" is logged at most once a minute per node.
     ahead_warned: Arc<Throttle>,
+    /// Recent successful authentications; dropped on revocation (see `notify`).
+    credentials: Arc<CredentialCache>,
 }
 
 impl HubState {
@@ -76,6 +82,7 @@ impl HubState {
             seen: Arc::new(Throttle::new(minute)),
             revoked_audit: Arc::new(Throttle::new(minute)),
             ahead_warned: Arc::new(Throttle::new(minute)),
+            credentials: Arc::new(CredentialCache::new(CREDENTIAL_TTL)),
         }
     }
 }
@@ -188,15 +195,18 @@ impl RunningHub {
     }
 }
 
-/// Binds `listen` and serves `store`.
+/// Binds `listen` and serves `store`; `database` (the store's database) is where the server
+/// listens for other hub processes' notifications (`notify`).
 pub async fn start(
     store: Store,
+    database: tokio_postgres::Config,
     listen: SocketAddr,
     transport: Transport,
 ) -> Result<RunningHub, StartError> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = HubState::new(store.clone(), shutdown_rx);
     let prometheus = state.metrics.clone();
+    let credentials = state.credentials.clone();
     let app = app(state);
 
     let listener = std::net::TcpListener::bind(listen)
@@ -227,6 +237,7 @@ pub async fn start(
 
     let mut head = store.subscribe();
     let housekeeping = vec![
+        notify::spawn(database, store.clone(), credentials),
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(10));
             loop {
