@@ -178,6 +178,18 @@ impl Store {
         self
     }
 
+    /// Whether versions `(since, head]` hold anything a pull of `property_id` excluding
+    /// `exclude_site` would send; `None` when that is not known without the database.
+    pub fn has_news(
+        &self,
+        property_id: &str,
+        exclude_site: &[u8],
+        since: i64,
+        head: i64,
+    ) -> Option<bool> {
+        self.tail_read().has_news(property_id, exclude_site, since, head)
+    }
+
     /// The versions `(floor, top]` pulls are answered for from memory; older cursors are
     /// answered from the database.
     pub fn tail_range(&self) -> (i64, i64) {

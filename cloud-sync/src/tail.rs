@@ -110,6 +110,21 @@ impl Tail {
         self.top = floor;
     }
 
+    /// Whether versions `(since, head]` hold anything for a node of `property` whose own site
+    /// is `exclude`; `None` when the cache does not hold every version of the range.
+    pub fn has_news(&self, property: &str, exclude: &[u8], since: i64, head: i64) -> Option<bool> {
+        if since < self.floor || head > self.top {
+            return None;
+        }
+        let start = self.versions.partition_point(|v| v.version <= since);
+        let news = self.versions.range(start..).take_while(|v| v.version <= head).any(|v| {
+            v.changes
+                .iter()
+                .any(|t| (t.scope.is_empty() || t.scope == property) && t.change.site_id != exclude)
+        });
+        Some(news)
+    }
+
     /// A pull of versions `(since, head]` for a node of `property` whose own site is
     /// `exclude`, with the same cut as the database pull (`Store::pull`): whole versions,
     /// about `limit` changes, one version larger than `limit` sent whole, and when nothing
@@ -210,6 +225,11 @@ mod tests {
         assert_eq!(shape(&pull(4, 4, 5)), (vec![], 4, 0));
         assert!(tail.pull("P2", &[], 0, 4, 5).expect("cached").changes.is_empty());
         assert!(tail.pull("P1", &[1; 16], 0, 4, 5).expect("cached").changes.is_empty());
+        assert_eq!(tail.has_news("P1", &[], 1, 2), Some(false), "version 2 is empty");
+        assert_eq!(tail.has_news("P1", &[], 1, 3), Some(true));
+        assert_eq!(tail.has_news("P2", &[], 0, 4), Some(false), "another property's rows");
+        assert_eq!(tail.has_news("P1", &[1; 16], 0, 4), Some(false), "its own writes");
+        assert_eq!(tail.has_news("P1", &[], 0, 5), None, "a head the cache never saw");
     }
 
     #[test]

@@ -222,7 +222,7 @@ pub async fn pull(
     // A node ahead of the head waits too: answering it at once would turn its long-poll loop
     // into a busy loop until the hub's versions catch up.
     if params.since >= head && !params.wait.is_zero() {
-        wait_for_news(&state, params.since, params.wait).await;
+        wait_for_news(&state, &node, params.since, params.wait).await;
     }
     let pull = state
         .store
@@ -241,15 +241,32 @@ pub async fn pull(
         .into_response())
 }
 
-/// Waits until the head passes `since`, `wait` runs out, or the hub shuts down — holding no
-/// database connection, only a watch receiver, so thousands of nodes can wait at once.
-async fn wait_for_news(state: &HubState, since: i64, wait: Duration) {
+/// Waits until a version after `since` holds something for `node`, `wait` runs out, or the
+/// hub shuts down — holding no database connection, only a watch receiver, so thousands of
+/// nodes can wait at once. Versions with nothing for the node (another property's writes,
+/// its own) do not end the wait when the store's memory says so: a thousand nodes answered
+/// after every merge would keep the hub busy answering empty pulls. The answer after the wait
+/// still reaches the head, so the node's cursor steps over them.
+async fn wait_for_news(state: &HubState, node: &nodes::Node, since: i64, wait: Duration) {
     let _waiting = metrics::Waiting::start();
+    let deadline = tokio::time::Instant::now() + wait;
     let mut head = state.store.subscribe();
     let mut shutdown = state.shutdown.clone();
-    tokio::select! {
-        _ = tokio::time::timeout(wait, head.wait_for(|h| *h > since)) => {}
-        _ = shutdown.wait_for(|stopping| *stopping) => {}
+    let mut seen = since;
+    loop {
+        tokio::select! {
+            woke = tokio::time::timeout_at(deadline, head.wait_for(|h| *h > seen)) => {
+                let Ok(Ok(version)) = woke else { return };
+                let version = *version;
+                let news =
+                    state.store.has_news(&node.property_id, &node.site_id, since, version);
+                if news != Some(false) {
+                    return;
+                }
+                seen = version;
+            }
+            _ = shutdown.wait_for(|stopping| *stopping) => return,
+        }
     }
 }
 
