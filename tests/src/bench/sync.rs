@@ -28,10 +28,12 @@ struct Options {
     nodes: usize,
     seconds: u64,
     ingest_nodes: usize,
+    /// Every how many pushes a fleet node edits its chain-level profile (0: never).
+    chain_every: u64,
 }
 
 fn options(args: &[String]) -> anyhow::Result<Options> {
-    let mut o = Options { nodes: 1000, seconds: 60, ingest_nodes: 2 };
+    let mut o = Options { nodes: 1000, seconds: 60, ingest_nodes: 2, chain_every: 12 };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().context(format!("{a} needs a value"));
@@ -39,6 +41,7 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
             "--nodes" => o.nodes = value()?.parse()?,
             "--seconds" => o.seconds = value()?.parse()?,
             "--ingest-nodes" => o.ingest_nodes = value()?.parse()?,
+            "--chain-every" => o.chain_every = value()?.parse()?,
             other => bail!("unknown option {other:?}"),
         }
     }
@@ -483,6 +486,7 @@ struct SimNode {
     property: String,
     version: i64,
     guest_version: i64,
+    phase: u64,
 }
 
 impl SimNode {
@@ -508,11 +512,12 @@ impl SimNode {
         }
     }
 
-    /// The next write: a room status change (property scope), or every twelfth time an edit
-    /// of the node's chain-level guest profile (which every other node then pulls).
-    fn next_batch(&mut self, n: u64) -> Batch {
+    /// The next write: a room status change (property scope), or every `chain_every`-th time
+    /// an edit of the node's chain-level guest profile (which every other node then pulls).
+    fn next_batch(&mut self, n: u64, chain_every: u64) -> Batch {
         self.version += 1;
-        let changes = if n % 12 == 11 {
+        // Nodes are spread over the cycle, so chain-level edits arrive all the time.
+        let changes = if chain_every > 0 && (n + self.phase).is_multiple_of(chain_every) {
             self.guest_version += 1;
             let id = format!("fleet-guest-{}", self.property);
             vec![
@@ -565,7 +570,10 @@ impl SimNode {
 }
 
 async fn fleet(o: &Options) -> anyhow::Result<()> {
-    println!("\n## fleet: {} simulated nodes against one hub for {} s", o.nodes, o.seconds);
+    println!(
+        "\n## fleet: {} simulated nodes against one hub for {} s, a chain-level edit every {} pushes",
+        o.nodes, o.seconds, o.chain_every
+    );
     let hub = Hub::start().await;
     let client = hub_client()?;
     let started = Instant::now();
@@ -592,6 +600,7 @@ async fn fleet(o: &Options) -> anyhow::Result<()> {
             property,
             version: 0,
             guest_version: 0,
+            phase: i as u64,
         });
     }
     println!("enrolled {} nodes in {:.1} s", o.nodes, started.elapsed().as_secs_f64());
@@ -600,6 +609,7 @@ async fn fleet(o: &Options) -> anyhow::Result<()> {
     let pulled = Arc::new(AtomicU64::new(0));
     let pushes = Arc::new(tokio::sync::Mutex::new(Vec::<f64>::new()));
     let deadline = Instant::now() + Duration::from_secs(o.seconds);
+    let chain_every = o.chain_every;
     let mut tasks = Vec::new();
     for (i, mut node) in nodes.into_iter().enumerate() {
         let (client, url) = (client.clone(), hub.url.clone());
@@ -643,7 +653,7 @@ async fn fleet(o: &Options) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis((i as u64 * 5000) / 1000)).await;
             let mut n = 0u64;
             while Instant::now() < deadline {
-                let body = protocol::encode(&node.next_batch(n));
+                let body = protocol::encode(&node.next_batch(n, chain_every));
                 let t = Instant::now();
                 match push(&client, &url, &credential, body).await {
                     Ok(ack) if ack.received == node.version => {
@@ -676,6 +686,22 @@ async fn fleet(o: &Options) -> anyhow::Result<()> {
         .filter(|l| l.starts_with("stayos_hub_changes_merged_total"))
         .filter_map(|l| l.rsplit_once(' '))
         .collect();
+    // The hub's own view: mean time of a push request and of a merge inside it.
+    let mean = |name: &str, filter: &str| -> f64 {
+        let pick = |suffix: &str| -> f64 {
+            metrics
+                .lines()
+                .filter(|l| l.starts_with(&format!("{name}_{suffix}")) && l.contains(filter))
+                .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+                .sum()
+        };
+        pick("sum") / pick("count") * 1000.0
+    };
+    println!(
+        "hub side: push request mean {:.2} ms, merge mean {:.2} ms",
+        mean("http_request_duration_seconds", "/v1/sync/push"),
+        mean("hub_merge_duration_seconds", "")
+    );
     println!(
         "| {} nodes, {} s | {} pushes, p50 {:.1} ms, p99 {:.1} ms | {} changes pulled | {} errors | hub peak RSS {:.0} MiB | {merged:?} |",
         o.nodes,
