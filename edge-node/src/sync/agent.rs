@@ -328,6 +328,29 @@ impl Session {
             ))));
         }
         self.status.success();
+        // A database restored from a backup older than its last sync is behind what the hub
+        // holds from it: its next writes would reuse version numbers the hub has already
+        // acknowledged, and would never be sent. Refuse to sync rather than lose them.
+        let newest = self
+            .db
+            .read(|conn| {
+                Ok::<i64, DbError>(conn.query_row(
+                    "SELECT coalesce(max(db_version), 0) FROM crdt_log",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await?;
+        if hello.received > newest {
+            return Err(StepError::Local(format!(
+                "this database is older than what the hub holds from it (the hub has this \
+                 node's changes up to version {}, the database only goes to {newest}): it was \
+                 restored from a backup taken before its last sync. Syncing is stopped so that \
+                 new bookings are not lost; keep the node running and contact support to \
+                 re-enroll it as a new site",
+                hello.received
+            )));
+        }
         self.hub_received.store(hello.received, std::sync::atomic::Ordering::Relaxed);
         let hub = self.link.hub_site_id.clone();
         let (acked, received) = self

@@ -178,3 +178,68 @@ async fn kill_9_of_the_edge_or_the_hub_during_sync_loses_nothing_and_applies_not
     .await;
     edge.kill9().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_restored_from_a_backup_older_than_its_last_sync_stops_syncing_and_says_why() {
+    let hub = Hub::start().await;
+    let seeded = seeded_dir(4).await;
+    enroll_ok(&hub, &seeded.data_dir, &seeded.property_id).await;
+    // The backup: taken now, before the node's first sync.
+    let db_file = seeded.data_dir.join(edge_node::db::DB_FILE);
+    let backup = seeded.data_dir.join("backup.db");
+    std::fs::copy(&db_file, &backup).expect("backup");
+
+    let mut edge = EdgeProcess::start(&seeded.data_dir).await;
+    let client = reqwest::Client::new();
+    let token = login(&client, &edge.url).await;
+    let status = |client: reqwest::Client, url: String, token: String| async move {
+        let r = client.get(format!("{url}/sync/status")).bearer_auth(&token).send().await.ok()?;
+        r.json::<Value>().await.ok()
+    };
+    let r = client
+        .post(format!("{}/guests", edge.url))
+        .bearer_auth(&token)
+        .json(&json!({ "property_id": seeded.property_id, "first_name": "Before", "last_name": "Restore" }))
+        .send()
+        .await
+        .expect("guest");
+    assert_eq!(r.status(), 201);
+    eventually(Duration::from_secs(30), "the node syncs", || {
+        let (c, u, t) = (client.clone(), edge.url.clone(), token.clone());
+        async move {
+            let s = status(c, u, t).await?;
+            (s["state"] == "online" && s["pending_push"] == 0).then_some(())
+        }
+    })
+    .await;
+
+    // The disk dies; the IT person restores last night's backup.
+    edge.kill9().await;
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(
+            seeded.data_dir.join(format!("{}{suffix}", edge_node::db::DB_FILE)),
+        );
+    }
+    std::fs::copy(&backup, &db_file).expect("restore");
+    edge.run().await;
+    let token = login(&client, &edge.url).await;
+    let s = eventually(Duration::from_secs(30), "the node refuses to sync", || {
+        let (c, u, t) = (client.clone(), edge.url.clone(), token.clone());
+        async move {
+            let s = status(c, u, t).await?;
+            (s["state"] == "error").then_some(s)
+        }
+    })
+    .await;
+    assert!(s["last_error"]["message"].to_string().contains("restored from a backup"), "{s}");
+    // The front desk goes on.
+    let r = client
+        .post(format!("{}/guests", edge.url))
+        .bearer_auth(&token)
+        .json(&json!({ "property_id": seeded.property_id, "first_name": "After", "last_name": "Restore" }))
+        .send()
+        .await
+        .expect("guest");
+    assert_eq!(r.status(), 201);
+    edge.kill9().await;
+}
