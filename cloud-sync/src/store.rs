@@ -124,7 +124,99 @@ struct Written {
 struct Candidate<'a> {
     row: usize,
     change: &'a Change,
-    val: Vec<u8>,
+    /// `change.val` in the order-preserving encoding.
+    val: &'a [u8],
+}
+
+/// A batch's changes and what is known of them before the merge lock is taken.
+struct Plan<'a> {
+    changes: Vec<&'a Change>,
+    /// The distinct rows, in order of first appearance.
+    rows: Vec<RowPlan<'a>>,
+    /// Per change, its row's index in `rows`.
+    row_of: Vec<usize>,
+    /// Per change, its value encoded (`value::encode`).
+    vals: Vec<Vec<u8>>,
+}
+
+/// The statements of a merge, prepared before the lock is taken: each is parsed once per
+/// connection (`prepare_cached`), and a merge holding the lock spends no round trip on it.
+struct MergeStatements {
+    lock: tokio_postgres::Statement,
+    /// The sender's cursor, and the merge's version unless the batch is a replay, with the
+    /// head notification: `$1` the sender's site id, `$2` the batch's `until` (both NULL for
+    /// an import, which always takes a version), `$3` the channel.
+    head: tokio_postgres::Statement,
+    existing: tokio_postgres::Statement,
+    rows: tokio_postgres::Statement,
+    cells: tokio_postgres::Statement,
+    reread: tokio_postgres::Statement,
+    peers: tokio_postgres::Statement,
+    meta: tokio_postgres::Statement,
+}
+
+impl MergeStatements {
+    async fn prepare(client: &deadpool_postgres::Object) -> Result<Self, tokio_postgres::Error> {
+        let (lock, head, existing, rows, cells, reread, peers, meta) = tokio::try_join!(
+            client.prepare_cached("SELECT pg_advisory_xact_lock($1)"),
+            client.prepare_cached(
+                "WITH p AS MATERIALIZED (
+                     SELECT coalesce((SELECT received FROM sync_peers WHERE site_id = $1), 0)
+                       AS received),
+                 n AS (SELECT received,
+                              CASE WHEN $2::int8 IS NULL OR received < $2
+                                   THEN nextval('sync_version') END AS v
+                       FROM p)
+                 SELECT received, v,
+                        CASE WHEN v IS NOT NULL THEN pg_notify($3, 'head:' || v) END
+                 FROM n",
+            ),
+            client.prepare_cached(
+                "SELECT u.ord::int8, r.scope, r.cl FROM unnest($1::text[], $2::bytea[])
+                   WITH ORDINALITY AS u(tbl, pk, ord)
+                 JOIN sync_rows r ON r.tbl = u.tbl AND r.pk = u.pk",
+            ),
+            client.prepare_cached(
+                "INSERT INTO sync_rows (tbl, pk, scope, cl)
+                 SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::int8[])
+                 ON CONFLICT (tbl, pk) DO UPDATE SET cl = excluded.cl
+                 WHERE excluded.cl > sync_rows.cl",
+            ),
+            client.prepare_cached(
+                "INSERT INTO sync_cells AS c
+                     (tbl, pk, cid, val, col_version, cl, site_id, scope, version, seq)
+                 SELECT u.tbl, u.pk, u.cid, u.val, u.col_version, u.cl, u.site_id, u.scope,
+                        $9, u.seq
+                 FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bytea[], $5::int8[],
+                             $6::int8[], $7::bytea[], $8::text[], $10::int4[])
+                   AS u(tbl, pk, cid, val, col_version, cl, site_id, scope, seq)
+                 ON CONFLICT (tbl, pk, cid) DO UPDATE SET
+                     val = excluded.val, col_version = excluded.col_version,
+                     cl = excluded.cl, site_id = excluded.site_id,
+                     version = excluded.version, seq = excluded.seq
+                 WHERE (excluded.cl, excluded.col_version, excluded.val, excluded.site_id)
+                     > (c.cl, c.col_version, c.val, c.site_id)
+                 RETURNING seq",
+            ),
+            client.prepare_cached(
+                "SELECT u.ord::int8, c.cid, c.val
+                 FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS u(tbl, pk, ord)
+                 JOIN sync_rows r ON r.tbl = u.tbl AND r.pk = u.pk
+                 JOIN sync_cells c ON c.tbl = u.tbl AND c.pk = u.pk AND c.cl = r.cl
+                 WHERE c.cid <> '-1'",
+            ),
+            client.prepare_cached(
+                "INSERT INTO sync_peers (site_id, node_id, received) VALUES ($1, $2, $3)
+                 ON CONFLICT (site_id) DO UPDATE SET received = excluded.received,
+                     node_id = coalesce(excluded.node_id, sync_peers.node_id)",
+            ),
+            client.prepare_cached(
+                "INSERT INTO hub_meta (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            ),
+        )?;
+        Ok(Self { lock, head, existing, rows, cells, reread, peers, meta })
+    }
 }
 
 impl Store {
@@ -351,6 +443,32 @@ impl Store {
         Ok(())
     }
 
+    /// The distinct rows of a batch in order of first appearance, and each change's value
+    /// encoded: work that needs no stored state, done before the merge lock is taken.
+    fn plan<'a>(&self, writer: &Writer, changes: Vec<&'a Change>) -> Plan<'a> {
+        let mut row_index: HashMap<(&str, &[u8]), usize> = HashMap::new();
+        let mut rows: Vec<RowPlan<'a>> = Vec::new();
+        let mut row_of: Vec<usize> = Vec::with_capacity(changes.len());
+        for c in &changes {
+            let i = *row_index.entry((c.table.as_str(), c.pk.as_slice())).or_insert_with(|| {
+                rows.push(RowPlan {
+                    tbl: &c.table,
+                    pk: &c.pk,
+                    scope: match self.owner(&c.table) {
+                        Owner::Chain => String::new(),
+                        _ => writer.property_id.clone(),
+                    },
+                    old_cl: None,
+                    new_cl: 0,
+                });
+                rows.len() - 1
+            });
+            row_of.push(i);
+        }
+        let vals = changes.iter().map(|c| value::encode(&c.val)).collect();
+        Plan { changes, rows, row_of, vals }
+    }
+
     async fn merge(
         &self,
         writer: &Writer,
@@ -372,48 +490,64 @@ impl Store {
             self.check_static(writer, c)?;
             changes.push(c);
         }
+        let plan = self.plan(writer, changes);
+        let tbls: Vec<&str> = plan.rows.iter().map(|r| r.tbl).collect();
+        let pks: Vec<&[u8]> = plan.rows.iter().map(|r| r.pk).collect();
 
         let mut client = self.inner.pool.get().await?;
+        let statements = MergeStatements::prepare(&client).await?;
         let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MERGE_LOCK]).await?;
-        let received_before = match sender {
-            Some(set) => tx
-                .query_opt("SELECT received FROM sync_peers WHERE site_id = $1", &[&set.site_id])
-                .await?
-                .map_or(0, |r| r.get::<_, i64>(0)),
-            None => 0,
-        };
-        if let Some(set) = sender
-            && set.until <= received_before
-        {
+        // One round trip: PostgreSQL runs pipelined statements in order, so the sender's
+        // cursor, the version and the batch's stored rows are read right after the lock is
+        // granted, without a trip back here in between. The version is drawn only when the
+        // batch is not a replay (replays take no version); the notification other hub
+        // processes wake on is sent at commit, and never when the transaction rolls back.
+        let site = sender.map(|s| s.site_id.as_slice());
+        let until = sender.map(|s| s.until);
+        let head_args: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&site, &until, &NOTIFY_CHANNEL];
+        let existing_args: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&tbls, &pks];
+        let (locked, head, existing) = tokio::join!(
+            biased;
+            tx.execute(&statements.lock, &[&MERGE_LOCK]),
+            tx.query_one(&statements.head, &head_args),
+            tx.query(&statements.existing, &existing_args),
+        );
+        locked?;
+        let head = head?;
+        let received_before: i64 = head.get(0);
+        let Some(version) = head.get::<_, Option<i64>>(1) else {
             metrics::counter!("hub_push_replays_total").increment(1);
             return Ok(PushAck {
                 received: received_before,
                 applied: 0,
                 ignored: all.len() as u64,
             });
-        }
-        // The notification other hub processes wake on is sent at commit, and never when
-        // the transaction rolls back; asked for with the version, it costs no round trip.
-        let version: i64 = tx
-            .query_one(
-                "SELECT v, pg_notify($1, 'head:' || v) FROM nextval('sync_version') AS v",
-                &[&NOTIFY_CHANNEL],
+        };
+        let written = async {
+            let existing = existing?;
+            self.write_version(
+                &tx,
+                &statements,
+                writer,
+                sender,
+                plan,
+                &existing,
+                version,
+                received_before,
             )
-            .await?
-            .get(0);
-        let written =
-            match self.write_version(&tx, writer, sender, &changes, version, received_before).await
-            {
-                Ok(written) => written,
-                Err(err) => {
-                    // The version will never commit (the transaction rolls back when dropped, and
-                    // the next merge draws its version only after that): the tail knows it is
-                    // empty rather than a gap.
-                    self.tail_write().append(version, Vec::new());
-                    return Err(err);
-                }
-            };
+            .await
+        };
+        let written = match written.await {
+            Ok(written) => written,
+            Err(err) => {
+                // The version will never commit (the transaction rolls back when dropped, and
+                // the next merge draws its version only after that): the tail knows it is
+                // empty rather than a gap.
+                self.tail_write().append(version, Vec::new());
+                return Err(err);
+            }
+        };
         let order = self.inner.append_order.lock().await;
         tx.commit().await?;
         self.tail_write().append(version, written.tail);
@@ -433,45 +567,21 @@ impl Store {
 
     /// Everything a merge writes as hub version `version`, inside its transaction, up to the
     /// commit: rows, cells, read tables and the sender's cursor; and what the tail keeps.
+    /// `existing` is the stored state of the plan's rows (`MergeStatements::existing`).
+    #[allow(clippy::too_many_arguments)]
     async fn write_version(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
+        statements: &MergeStatements,
         writer: &Writer,
         sender: Option<&Changeset>,
-        changes: &[&Change],
+        plan: Plan<'_>,
+        existing: &[tokio_postgres::Row],
         version: i64,
         received_before: i64,
     ) -> Result<Written, MergeError> {
-        // The distinct rows of the batch, in order of first appearance.
-        let mut row_index: HashMap<(&str, &[u8]), usize> = HashMap::new();
-        let mut rows: Vec<RowPlan<'_>> = Vec::new();
-        let mut row_of: Vec<usize> = Vec::with_capacity(changes.len());
-        for c in changes {
-            let i = *row_index.entry((c.table.as_str(), c.pk.as_slice())).or_insert_with(|| {
-                rows.push(RowPlan {
-                    tbl: &c.table,
-                    pk: &c.pk,
-                    scope: match self.owner(&c.table) {
-                        Owner::Chain => String::new(),
-                        _ => writer.property_id.clone(),
-                    },
-                    old_cl: None,
-                    new_cl: 0,
-                });
-                rows.len() - 1
-            });
-            row_of.push(i);
-        }
-        let tbls: Vec<&str> = rows.iter().map(|r| r.tbl).collect();
-        let pks: Vec<&[u8]> = rows.iter().map(|r| r.pk).collect();
-        let existing = tx
-            .prepare_cached(
-                "SELECT u.ord::int8, r.scope, r.cl FROM unnest($1::text[], $2::bytea[])
-                   WITH ORDINALITY AS u(tbl, pk, ord)
-                 JOIN sync_rows r ON r.tbl = u.tbl AND r.pk = u.pk",
-            )
-            .await?;
-        for r in tx.query(&existing, &[&tbls, &pks]).await? {
+        let Plan { changes, mut rows, row_of, vals } = plan;
+        for r in existing {
             let i = usize::try_from(r.get::<_, i64>(0) - 1).unwrap_or(usize::MAX);
             let Some(plan) = rows.get_mut(i) else { continue };
             let scope: String = r.get(1);
@@ -501,17 +611,20 @@ impl Store {
         // Deduplicated here because ON CONFLICT cannot touch a row twice in one statement.
         let mut candidates: Vec<Candidate<'_>> = Vec::new();
         let mut cell_index: HashMap<(usize, &str), usize> = HashMap::new();
-        for (c, &r) in changes.iter().zip(&row_of) {
+        for ((c, &r), val) in changes.iter().zip(&row_of).zip(&vals) {
             if !counts(c) || c.cl < rows[r].new_cl {
                 continue;
             }
-            let val = value::encode(&c.val);
             match cell_index.get(&(r, c.cid.as_str())) {
                 Some(&k) => {
                     let best = &candidates[k];
-                    let ours = (c.cl, c.col_version, &val, &c.site_id);
-                    let theirs =
-                        (best.change.cl, best.change.col_version, &best.val, &best.change.site_id);
+                    let ours = (c.cl, c.col_version, val.as_slice(), c.site_id.as_slice());
+                    let theirs = (
+                        best.change.cl,
+                        best.change.col_version,
+                        best.val,
+                        best.change.site_id.as_slice(),
+                    );
                     if ours > theirs {
                         candidates[k] = Candidate { row: r, change: c, val };
                     }
@@ -524,87 +637,115 @@ impl Store {
         }
 
         // Rows: new ones, and those whose causal length grew.
-        let moved: Vec<&RowPlan<'_>> =
-            rows.iter().filter(|p| p.new_cl > 0 && p.old_cl.is_none_or(|o| p.new_cl > o)).collect();
-        if !moved.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO sync_rows (tbl, pk, scope, cl)
-                     SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::int8[])
-                     ON CONFLICT (tbl, pk) DO UPDATE SET cl = excluded.cl
-                     WHERE excluded.cl > sync_rows.cl",
-                )
-                .await?;
-            let t: Vec<&str> = moved.iter().map(|p| p.tbl).collect();
-            let k: Vec<&[u8]> = moved.iter().map(|p| p.pk).collect();
-            let s: Vec<&str> = moved.iter().map(|p| p.scope.as_str()).collect();
-            let cl: Vec<i64> = moved.iter().map(|p| p.new_cl).collect();
-            tx.execute(&stmt, &[&t, &k, &s, &cl]).await?;
-        }
-
-        // Cells: the row comparison is the merge rule; RETURNING says which ones changed (by
-        // their seq, which is their index in `candidates`).
-        let mut changed_cells: Vec<usize> = Vec::new();
-        if !candidates.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO sync_cells AS c
-                         (tbl, pk, cid, val, col_version, cl, site_id, scope, version, seq)
-                     SELECT u.tbl, u.pk, u.cid, u.val, u.col_version, u.cl, u.site_id, u.scope,
-                            $9, u.seq
-                     FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bytea[], $5::int8[],
-                                 $6::int8[], $7::bytea[], $8::text[], $10::int4[])
-                       AS u(tbl, pk, cid, val, col_version, cl, site_id, scope, seq)
-                     ON CONFLICT (tbl, pk, cid) DO UPDATE SET
-                         val = excluded.val, col_version = excluded.col_version,
-                         cl = excluded.cl, site_id = excluded.site_id,
-                         version = excluded.version, seq = excluded.seq
-                     WHERE (excluded.cl, excluded.col_version, excluded.val, excluded.site_id)
-                         > (c.cl, c.col_version, c.val, c.site_id)
-                     RETURNING seq",
-                )
-                .await?;
-            let t: Vec<&str> = candidates.iter().map(|c| c.change.table.as_str()).collect();
-            let k: Vec<&[u8]> = candidates.iter().map(|c| c.change.pk.as_slice()).collect();
-            let cid: Vec<&str> = candidates.iter().map(|c| c.change.cid.as_str()).collect();
-            let val: Vec<&[u8]> = candidates.iter().map(|c| c.val.as_slice()).collect();
-            let cv: Vec<i64> = candidates.iter().map(|c| c.change.col_version).collect();
-            let cl: Vec<i64> = candidates.iter().map(|c| c.change.cl).collect();
-            let site: Vec<&[u8]> = candidates.iter().map(|c| c.change.site_id.as_slice()).collect();
-            let scope: Vec<&str> = candidates.iter().map(|c| rows[c.row].scope.as_str()).collect();
-            let seq: Vec<i32> =
-                (0..candidates.len()).map(|i| i32::try_from(i).unwrap_or(i32::MAX)).collect();
-            for r in tx
-                .query(&stmt, &[&t, &k, &cid, &val, &cv, &cl, &site, &scope, &version, &seq])
-                .await?
+        let moved: Vec<bool> =
+            rows.iter().map(|p| p.new_cl > 0 && p.old_cl.is_none_or(|o| p.new_cl > o)).collect();
+        let moved_rows: Vec<&RowPlan<'_>> =
+            rows.iter().zip(&moved).filter(|(_, m)| **m).map(|(p, _)| p).collect();
+        let row_args = (
+            moved_rows.iter().map(|p| p.tbl).collect::<Vec<&str>>(),
+            moved_rows.iter().map(|p| p.pk).collect::<Vec<&[u8]>>(),
+            moved_rows.iter().map(|p| p.scope.as_str()).collect::<Vec<&str>>(),
+            moved_rows.iter().map(|p| p.new_cl).collect::<Vec<i64>>(),
+        );
+        let cell_args = (
+            candidates.iter().map(|c| c.change.table.as_str()).collect::<Vec<&str>>(),
+            candidates.iter().map(|c| c.change.pk.as_slice()).collect::<Vec<&[u8]>>(),
+            candidates.iter().map(|c| c.change.cid.as_str()).collect::<Vec<&str>>(),
+            candidates.iter().map(|c| c.val).collect::<Vec<&[u8]>>(),
+            candidates.iter().map(|c| c.change.col_version).collect::<Vec<i64>>(),
+            candidates.iter().map(|c| c.change.cl).collect::<Vec<i64>>(),
+            candidates.iter().map(|c| c.change.site_id.as_slice()).collect::<Vec<&[u8]>>(),
+            candidates.iter().map(|c| rows[c.row].scope.as_str()).collect::<Vec<&str>>(),
+            (0..candidates.len())
+                .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
+                .collect::<Vec<i32>>(),
+        );
+        // The rows whose projection may have to be rebuilt from their stored cells: those of
+        // a known table still in their life with a column change of the batch. Which of them
+        // must be is known only once the cells are written; reading all of them in the same
+        // round trip (after the cell upsert: pipelined statements run in order) costs less
+        // than another trip.
+        let mut may_reread: Vec<usize> = Vec::new();
+        let mut marked = vec![false; rows.len()];
+        for c in &candidates {
+            if c.change.cid != SENTINEL
+                && !moved[c.row]
+                && !marked[c.row]
+                && self.inner.schema.table(rows[c.row].tbl).is_some()
             {
-                changed_cells.push(usize::try_from(r.get::<_, i32>(0)).unwrap_or(usize::MAX));
+                marked[c.row] = true;
+                may_reread.push(c.row);
             }
         }
-
-        self.project_batch(tx, &rows, &candidates, &changed_cells).await?;
+        let reread_args = (
+            may_reread.iter().map(|&r| rows[r].tbl).collect::<Vec<&str>>(),
+            may_reread.iter().map(|&r| rows[r].pk).collect::<Vec<&[u8]>>(),
+        );
 
         let mut received = received_before;
-        if let Some(set) = sender {
-            if set.since <= received_before {
-                received = received_before.max(set.until);
-            }
-            tx.execute(
-                "INSERT INTO sync_peers (site_id, node_id, received) VALUES ($1, $2, $3)
-                 ON CONFLICT (site_id) DO UPDATE SET received = excluded.received,
-                     node_id = coalesce(excluded.node_id, sync_peers.node_id)",
-                &[&set.site_id, &writer.node_id, &received],
-            )
-            .await?;
-            if set.schema_version > self.inner.pushed_schema.load(Ordering::Relaxed) {
-                tx.execute(
-                    "INSERT INTO hub_meta (key, value) VALUES ($1, $2)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    &[&PUSHED_SCHEMA, &set.schema_version.to_be_bytes().as_slice()],
-                )
-                .await?;
-            }
+        if let Some(set) = sender
+            && set.since <= received_before
+        {
+            received = received_before.max(set.until);
         }
+        let newer_schema = sender
+            .map(|set| set.schema_version)
+            .filter(|&v| v > self.inner.pushed_schema.load(Ordering::Relaxed));
+
+        // One round trip for every write that needs nothing read: rows, cells (RETURNING says
+        // which ones changed, by their seq, which is their index in `candidates`), the
+        // re-read of `may_reread`, and the sender's cursor.
+        let (_, changed, reread, _, _) = tokio::try_join!(
+            biased;
+            async {
+                if moved_rows.is_empty() {
+                    return Ok(0);
+                }
+                let (t, k, s, cl) = &row_args;
+                tx.execute(&statements.rows, &[t, k, s, cl]).await
+            },
+            async {
+                if candidates.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let (t, k, cid, val, cv, cl, site, scope, seq) = &cell_args;
+                tx.query(
+                    &statements.cells,
+                    &[t, k, cid, val, cv, cl, site, scope, &version, seq],
+                )
+                .await
+            },
+            async {
+                if may_reread.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let (t, k) = &reread_args;
+                tx.query(&statements.reread, &[t, k]).await
+            },
+            async {
+                let Some(set) = sender else { return Ok(0) };
+                tx.execute(&statements.peers, &[&set.site_id, &writer.node_id, &received]).await
+            },
+            async {
+                let Some(v) = newer_schema else { return Ok(0) };
+                tx.execute(&statements.meta, &[&PUSHED_SCHEMA, &v.to_be_bytes().as_slice()])
+                    .await
+            },
+        )?;
+        let mut changed_cells: Vec<usize> = changed
+            .iter()
+            .map(|r| usize::try_from(r.get::<_, i32>(0)).unwrap_or(usize::MAX))
+            .collect();
+        let mut stored: HashMap<usize, StoredCells> = HashMap::new();
+        for row in &reread {
+            let i = usize::try_from(row.get::<_, i64>(0) - 1).unwrap_or(usize::MAX);
+            let Some(&r) = may_reread.get(i) else { continue };
+            let val = value::decode(row.get(2))?;
+            stored.entry(r).or_default().push((row.get(1), val));
+        }
+
+        self.project_batch(tx, &rows, &candidates, &changed_cells, stored).await?;
+
         // What the tail keeps: the cells this version changed, in seq order, as pulls send
         // them.
         changed_cells.sort_unstable();
@@ -631,56 +772,34 @@ impl Store {
 
     /// Brings the read tables in line with the rows a batch changed. A row new in this batch
     /// or in a new life has only this batch's cells visible; a row changed within its life is
-    /// rebuilt from its stored visible cells.
+    /// rebuilt from its stored visible cells (`stored`, read after the cells were written, by
+    /// row index; a row with none has none visible). The statements of all tables go out in
+    /// one round trip.
     async fn project_batch(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         rows: &[RowPlan<'_>],
         candidates: &[Candidate<'_>],
         changed_cells: &[usize],
+        stored: HashMap<usize, StoredCells>,
     ) -> Result<(), HubError> {
         let mut touched = vec![false; rows.len()];
         for (i, plan) in rows.iter().enumerate() {
             touched[i] = plan.new_cl > 0 && plan.old_cl.is_none_or(|o| plan.new_cl > o);
         }
-        let mut reread: Vec<usize> = Vec::new();
+        let mut rereads = vec![false; rows.len()];
         for &k in changed_cells {
             let Some(c) = candidates.get(k) else { continue };
             if c.change.cid != SENTINEL && !touched[c.row] {
                 touched[c.row] = true;
-                reread.push(c.row);
+                rereads[c.row] = true;
             }
         }
-        let mut rereads = vec![false; rows.len()];
-        for &r in &reread {
-            rereads[r] = true;
-        }
-        let mut cells: Vec<Vec<(&str, Value)>> = vec![Vec::new(); rows.len()];
+        let mut cells: Vec<Vec<(&str, &Value)>> = vec![Vec::new(); rows.len()];
         for c in candidates {
             let plan = &rows[c.row];
             if c.change.cid != SENTINEL && c.change.cl == plan.new_cl && !rereads[c.row] {
-                cells[c.row].push((c.change.cid.as_str(), c.change.val.clone()));
-            }
-        }
-        let mut stored: HashMap<usize, StoredCells> = HashMap::new();
-        reread.retain(|&r| self.inner.schema.table(rows[r].tbl).is_some());
-        if !reread.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "SELECT u.ord::int8, c.cid, c.val
-                     FROM unnest($1::text[], $2::bytea[]) WITH ORDINALITY AS u(tbl, pk, ord)
-                     JOIN sync_rows r ON r.tbl = u.tbl AND r.pk = u.pk
-                     JOIN sync_cells c ON c.tbl = u.tbl AND c.pk = u.pk AND c.cl = r.cl
-                     WHERE c.cid <> '-1'",
-                )
-                .await?;
-            let t: Vec<&str> = reread.iter().map(|&r| rows[r].tbl).collect();
-            let k: Vec<&[u8]> = reread.iter().map(|&r| rows[r].pk).collect();
-            for row in tx.query(&stmt, &[&t, &k]).await? {
-                let i = usize::try_from(row.get::<_, i64>(0) - 1).unwrap_or(usize::MAX);
-                let Some(&r) = reread.get(i) else { continue };
-                let val = value::decode(row.get(2))?;
-                stored.entry(r).or_default().push((row.get(1), val));
+                cells[c.row].push((c.change.cid.as_str(), &c.change.val));
             }
         }
         let mut per_table: HashMap<&str, Vec<ProjectedRow<'_>>> = HashMap::new();
@@ -688,18 +807,23 @@ impl Store {
             if !touched[i] || self.inner.schema.table(plan.tbl).is_none() {
                 continue;
             }
-            let visible: Vec<(&str, &Value)> = match stored.get(&i) {
-                Some(s) => s.iter().map(|(c, v)| (c.as_str(), v)).collect(),
-                None => cells[i].iter().map(|(c, v)| (*c, v)).collect(),
+            let visible: Vec<(&str, &Value)> = if rereads[i] {
+                stored
+                    .get(&i)
+                    .map_or_else(Vec::new, |s| s.iter().map(|(c, v)| (c.as_str(), v)).collect())
+            } else {
+                std::mem::take(&mut cells[i])
             };
             let row = ProjectedRow { pk: plan.pk, alive: plan.new_cl % 2 == 1, cells: visible };
             per_table.entry(plan.tbl).or_default().push(row);
         }
-        for (tbl, projected) in per_table {
-            if let Some(table) = self.inner.schema.table(tbl) {
-                project(tx, table, &projected).await?;
-            }
-        }
+        let writes: Vec<_> = per_table
+            .iter()
+            .filter_map(|(tbl, projected)| {
+                self.inner.schema.table(tbl).map(|table| project(tx, table, projected))
+            })
+            .collect();
+        try_join_all(writes).await?;
         Ok(())
     }
 
@@ -837,6 +961,35 @@ async fn count_range(
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// Runs `futures` concurrently on this task, each polled first in order: statements on one
+/// connection go out in one pipeline and PostgreSQL runs them in that order. The first error
+/// ends it (the others' answers are dropped).
+async fn try_join_all<F, T, E>(futures: Vec<F>) -> Result<Vec<T>, E>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, out) in futures.iter_mut().zip(done.iter_mut()) {
+            if out.is_some() {
+                continue;
+            }
+            match future.as_mut().poll(cx) {
+                std::task::Poll::Ready(Ok(v)) => *out = Some(v),
+                std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
+                std::task::Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            return std::task::Poll::Pending;
+        }
+        std::task::Poll::Ready(Ok(done.iter_mut().filter_map(Option::take).collect()))
+    })
+    .await
+}
+
 /// A row's visible cells as read back from `sync_cells`: (cid, value).
 type StoredCells = Vec<(String, Value)>;
 
@@ -883,44 +1036,53 @@ async fn project<C: GenericClient>(
         upserts.push(Json::Object(object));
     }
     let target = table.read_table();
-    if !upserts.is_empty() {
-        let sets: Vec<String> = table
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !table.key.contains(i))
-            .map(|(_, c)| format!("{0} = excluded.{0}", quote_ident(&c.name)))
-            .collect();
-        let conflict = if sets.is_empty() {
-            "DO NOTHING".to_string()
-        } else {
-            format!("DO UPDATE SET {}", sets.join(", "))
-        };
-        let stmt = client
-            .prepare_cached(&format!(
-                "INSERT INTO {target} SELECT * FROM json_populate_recordset(NULL::{target}, $1::text::json)
-                 ON CONFLICT ({}) {conflict}",
-                table.key_list()
-            ))
-            .await?;
-        client.execute(&stmt, &[&Json::Array(upserts).to_string()]).await?;
-    }
-    if !deletes.is_empty() {
-        let on: Vec<String> = table
-            .key
-            .iter()
-            .map(|&k| format!("t.{0} = d.{0}", quote_ident(&table.columns[k].name)))
-            .collect();
-        let stmt = client
-            .prepare_cached(&format!(
-                "DELETE FROM {target} AS t
-                 USING json_populate_recordset(NULL::{target}, $1::text::json) AS d
-                 WHERE {}",
-                on.join(" AND ")
-            ))
-            .await?;
-        client.execute(&stmt, &[&Json::Array(deletes).to_string()]).await?;
-    }
+    // Both statements in one round trip: they touch different keys.
+    tokio::try_join!(
+        async {
+            if upserts.is_empty() {
+                return Ok(0);
+            }
+            let sets: Vec<String> = table
+                .columns
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !table.key.contains(i))
+                .map(|(_, c)| format!("{0} = excluded.{0}", quote_ident(&c.name)))
+                .collect();
+            let conflict = if sets.is_empty() {
+                "DO NOTHING".to_string()
+            } else {
+                format!("DO UPDATE SET {}", sets.join(", "))
+            };
+            let stmt = client
+                .prepare_cached(&format!(
+                    "INSERT INTO {target} SELECT * FROM json_populate_recordset(NULL::{target}, $1::text::json)
+                     ON CONFLICT ({}) {conflict}",
+                    table.key_list()
+                ))
+                .await?;
+            client.execute(&stmt, &[&Json::Array(upserts).to_string()]).await
+        },
+        async {
+            if deletes.is_empty() {
+                return Ok(0);
+            }
+            let on: Vec<String> = table
+                .key
+                .iter()
+                .map(|&k| format!("t.{0} = d.{0}", quote_ident(&table.columns[k].name)))
+                .collect();
+            let stmt = client
+                .prepare_cached(&format!(
+                    "DELETE FROM {target} AS t
+                     USING json_populate_recordset(NULL::{target}, $1::text::json) AS d
+                     WHERE {}",
+                    on.join(" AND ")
+                ))
+                .await?;
+            client.execute(&stmt, &[&Json::Array(deletes).to_string()]).await
+        },
+    )?;
     Ok(())
 }
 
