@@ -128,6 +128,32 @@ fn decode_log(blob: &[u8], version: Option<i64>) -> Result<Vec<(u32, Vec<u8>)>, 
         .map_err(|_| CrdtError::Invalid(format!("crdt_log entry {version:?} is corrupt")))
 }
 
+/// How many rows a `crdt_log` entry lists, from the length its encoding starts with: no need
+/// to decode the keys themselves.
+fn log_len(blob: &[u8], version: i64) -> Result<usize, CrdtError> {
+    postcard::take_from_bytes::<usize>(blob)
+        .map(|(n, _)| n)
+        .map_err(|_| CrdtError::Invalid(format!("crdt_log entry {version} is corrupt")))
+}
+
+/// Rows written (or merged) in the database versions after `since`, a row counted once per
+/// version that touched it: what a peer whose cursor is at `since` has still to receive. 0
+/// for a database that replicates nothing.
+pub fn rows_after(conn: &Connection, since: i64) -> Result<u64, CrdtError> {
+    if !crate::capture::has_meta(conn)? {
+        return Ok(0);
+    }
+    let mut stmt =
+        conn.prepare_cached("SELECT db_version, rows FROM crdt_log WHERE db_version > ?1")?;
+    let mut rows = stmt.query([since])?;
+    let mut total = 0u64;
+    while let Some(row) = rows.next()? {
+        let blob: Vec<u8> = row.get(1)?;
+        total += log_len(&blob, row.get(0)?)? as u64;
+    }
+    Ok(total)
+}
+
 /// The end of the next bounded batch after `since`: the largest version `until` such that
 /// the versions `since < v <= until` touched at most `max_rows` rows — but always at least
 /// one whole version, since a batch never splits one. `since` itself when nothing is newer.
@@ -159,7 +185,7 @@ pub fn batch_end(conn: &Connection, since: i64, max_rows: usize) -> Result<i64, 
         }
         current = Some(v);
         let blob: Vec<u8> = row.get(1)?;
-        n += decode_log(&blob, Some(v))?.len();
+        n += log_len(&blob, v)?;
     }
     if let Some(c) = current {
         take(&mut until, &mut taken, c, n);

@@ -67,7 +67,7 @@ pub mod wire;
 pub use capture::{CrdtError, Replica, replicated_tables, site_id};
 pub use changes::{
     Change, SENTINEL, Sites, batch_end, changes_since, for_each_change_between,
-    for_each_change_since,
+    for_each_change_since, rows_after,
 };
 pub use merge::{
     Changeset, MergeReport, PeerCursor, changeset_batch, changeset_since, compare_values,

@@ -733,6 +733,42 @@ mod tests {
     }
 
     #[test]
+    fn bounded_batches_take_whole_versions_and_rows_after_counts_what_is_left() {
+        let (conn, replica) = node();
+        let base = crate::changes::rows_after(&conn, 0).expect("rows");
+        let start: i64 = conn
+            .query_row("SELECT coalesce(max(db_version), 0) FROM crdt_log", [], |r| r.get(0))
+            .expect("version");
+        // Three transactions of 3, 1 and 2 rows.
+        for ids in [&["a", "b", "c"][..], &["d"], &["e", "f"]] {
+            conn.execute_batch("BEGIN").expect("begin");
+            for id in ids {
+                conn.execute("INSERT INTO rooms VALUES (?1, 'x')", [id]).expect("insert");
+            }
+            replica.flush(&conn).expect("flush");
+            conn.execute_batch("COMMIT").expect("commit");
+        }
+        assert_eq!(crate::changes::rows_after(&conn, start).expect("rows"), 6);
+        assert_eq!(crate::changes::rows_after(&conn, 0).expect("rows"), base + 6);
+        let own = crate::site_id(&conn).expect("site");
+        let sites = crate::changes::Sites::Only(&own);
+        // A bound of 2 rows still takes the first version whole (3 rows)...
+        let first = changeset_batch(&conn, start, 2, sites).expect("batch");
+        assert_eq!((first.until, first.changes.len()), (start + 1, 3));
+        // ...and then stops before a version that would pass it.
+        let second = changeset_batch(&conn, first.until, 2, sites).expect("batch");
+        assert_eq!((second.until, second.changes.len()), (start + 2, 1));
+        let rest = changeset_batch(&conn, second.until, 100, sites).expect("batch");
+        assert_eq!((rest.until, rest.changes.len()), (start + 3, 2));
+        assert_eq!(crate::changes::rows_after(&conn, rest.until).expect("rows"), 0);
+        // Someone else's writes only: the range moves on with nothing in it.
+        let other = [9u8; 16];
+        let none =
+            changeset_batch(&conn, start, 100, crate::changes::Sites::Only(&other)).expect("batch");
+        assert_eq!((none.until, none.changes.len()), (start + 3, 0));
+    }
+
+    #[test]
     fn values_are_ordered_as_cr_sqlite_orders_them() {
         use SqlValue::{Blob, Integer, Null, Real, Text};
         let ascending = [

@@ -116,40 +116,12 @@ impl Backoff {
     }
 }
 
-/// The number of rows a `crdt_log` entry lists: its postcard encoding starts with the
-/// sequence length as a LEB128 varint, so counting needs no decoding of the rows.
-fn log_rows(blob: &[u8]) -> u64 {
-    let mut n = 0u64;
-    for (i, byte) in blob.iter().take(10).enumerate() {
-        n |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            break;
-        }
-    }
-    n
-}
-
 /// Rows written on this node (or merged into it) after the hub's acknowledged version:
 /// what is still to go. Merged rows are counted until the push loop steps over them, which
 /// it does at once.
 pub fn pending_push(conn: &Connection, hub_site: &[u8]) -> Result<u64, DbError> {
     let acked = crdt::peer_cursor(conn, hub_site)?.acked;
-    let has_log: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'crdt_log')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_log {
-        return Ok(0);
-    }
-    let mut stmt = conn.prepare_cached("SELECT rows FROM crdt_log WHERE db_version > ?1")?;
-    let mut rows = stmt.query([acked])?;
-    let mut total = 0u64;
-    while let Some(row) = rows.next()? {
-        let blob: Vec<u8> = row.get(0)?;
-        total += log_rows(&blob);
-    }
-    Ok(total)
+    Ok(crdt::rows_after(conn, acked)?)
 }
 
 /// The running agent; [`Agent::stop`] ends it.
@@ -584,14 +556,6 @@ mod tests {
             seen.insert(b.next_delay().as_millis() / 1000);
         }
         assert!(seen.len() > 5, "waits spread over the range: {seen:?}");
-    }
-
-    #[test]
-    fn the_row_count_of_a_log_entry_is_its_varint_length_prefix() {
-        assert_eq!(log_rows(&[0]), 0);
-        assert_eq!(log_rows(&[3, 0, 0]), 3);
-        assert_eq!(log_rows(&[0xAC, 0x02]), 300);
-        assert_eq!(log_rows(&[]), 0);
     }
 
     #[test]
