@@ -167,51 +167,67 @@ fn key_arg(ctx: &Context<'_>, from: usize) -> rusqlite::Result<Vec<u8>> {
     pk::pack(&values).map_err(user_error)
 }
 
+/// A clock that cannot move on: a peer gave it a value no honest replica reaches. Merges
+/// refuse clocks past [`crate::MAX_CLOCK`], so this needs a database written around them.
+#[derive(Debug, thiserror::Error)]
+#[error("a clock of this row is exhausted (at {0}); the row cannot be written")]
+pub struct ClockExhausted(i64);
+
+/// `v + 1`, or an error instead of wrapping around.
+fn next(v: i64) -> rusqlite::Result<i64> {
+    v.checked_add(1).ok_or_else(|| user_error(ClockExhausted(v)))
+}
+
 /// The clock after a local insert of a row whose clock was `old`.
-fn inserted(state: &mut State, mut clock: RowClock, columns: usize) -> RowClock {
+fn inserted(state: &mut State, mut clock: RowClock, columns: usize) -> rusqlite::Result<RowClock> {
     if clock.alive() {
         // INSERT OR REPLACE over a live row: every column is written again.
         for i in 0..columns {
-            let version = clock.cell(i).map_or(0, |c| c.version) + 1;
+            let version = next(clock.cell(i).map_or(0, |c| c.version))?;
             clock.set_cell(i, Some(Cell { version, stamp: state.stamp(0) }));
         }
-        return clock;
+        return Ok(clock);
     }
     let resurrected = clock.cl > 0;
-    clock.cl += 1;
+    clock.cl = next(clock.cl)?;
     // cr-sqlite writes a sentinel for a key-only table or a resurrection, not for a row's
     // first insert.
     clock.sentinel = (resurrected || columns == 0).then(|| state.stamp(0));
     clock.cells = (0..columns).map(|_| Some(Cell { version: 1, stamp: state.stamp(0) })).collect();
-    clock
+    Ok(clock)
 }
 
 /// The clock after a local delete.
-fn deleted(state: &mut State, mut clock: RowClock) -> RowClock {
+fn deleted(state: &mut State, mut clock: RowClock) -> rusqlite::Result<RowClock> {
     if clock.cl == 0 {
         clock.cl = 1;
     }
     if clock.alive() {
-        clock.cl += 1;
+        clock.cl = next(clock.cl)?;
         clock.sentinel = Some(state.stamp(0));
         clock.cells.clear();
     }
-    clock
+    Ok(clock)
 }
 
 /// The clock after a local update of the columns whose bits are set in `masks` (62 columns
 /// per mask).
-fn updated(state: &mut State, mut clock: RowClock, columns: usize, masks: &[i64]) -> RowClock {
+fn updated(
+    state: &mut State,
+    mut clock: RowClock,
+    columns: usize,
+    masks: &[i64],
+) -> rusqlite::Result<RowClock> {
     if clock.cl == 0 {
         clock.cl = 1;
     }
     for i in 0..columns {
         if masks[i / MASK_BITS] & (1 << (i % MASK_BITS)) != 0 {
-            let version = clock.cell(i).map_or(0, |c| c.version) + 1;
+            let version = next(clock.cell(i).map_or(0, |c| c.version))?;
             clock.set_cell(i, Some(Cell { version, stamp: state.stamp(0) }));
         }
     }
-    clock
+    Ok(clock)
 }
 
 /// Columns per integer mask argument of `crdt_upd`.
@@ -298,14 +314,14 @@ impl Replica {
                             _ if fresh => state.provisional = Some((table, key.clone(), state.seq)),
                             _ => {}
                         }
-                        (inserted(&mut state, clock, columns), key)
+                        (inserted(&mut state, clock, columns)?, key)
                     }
-                    1 => (deleted(&mut state, clock), key_arg(ctx, 3)?),
+                    1 => (deleted(&mut state, clock)?, key_arg(ctx, 3)?),
                     _ => {
                         let n = columns.div_ceil(MASK_BITS);
                         let masks: Vec<i64> =
                             (3..3 + n).map(|i| ctx.get(i)).collect::<Result<_, _>>()?;
-                        (updated(&mut state, clock, columns, &masks), key_arg(ctx, 3 + n)?)
+                        (updated(&mut state, clock, columns, &masks)?, key_arg(ctx, 3 + n)?)
                     }
                 };
                 state.note(table, key);

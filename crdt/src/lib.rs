@@ -74,4 +74,34 @@ pub use merge::{
     peer_cursor, schema_version, set_acked,
 };
 pub use pk::{PkError, Value, pack, unpack};
+
+/// The largest `cl`, `col_version` or `db_version` a change from another site may carry:
+/// 2^53, far beyond what any replica reaches by counting its writes (one a microsecond for
+/// 285 years), and small enough that a local write after it never overflows and the value
+/// survives every JSON reader. A change past it is refused at every boundary, so nobody can
+/// poison a row's clock so that the next honest write overflows or can never win.
+pub const MAX_CLOCK: i64 = 1 << 53;
+/// The largest `seq` a change may carry (the hub stores it as a 32-bit integer).
+pub const MAX_SEQ: i64 = i32::MAX as i64;
+
+/// Why a change from another site is not acceptable on its own (before any schema or stored
+/// state is looked at): the checks every boundary runs, with a reason a person can read.
+pub fn check_bounds(c: &Change) -> Result<(), String> {
+    if c.site_id.len() != 16 {
+        return Err(format!("site_id has {} bytes, not 16", c.site_id.len()));
+    }
+    if !(1..=MAX_CLOCK).contains(&c.cl) {
+        return Err(format!("cl {} is not a causal length from 1 to 2^53", c.cl));
+    }
+    if !(0..=MAX_CLOCK).contains(&c.col_version) {
+        return Err(format!("col_version {} is outside 0 to 2^53", c.col_version));
+    }
+    if !(0..=MAX_CLOCK).contains(&c.db_version) {
+        return Err(format!("db_version {} is outside 0 to 2^53", c.db_version));
+    }
+    if !(0..=MAX_SEQ).contains(&c.seq) {
+        return Err(format!("seq {} is outside 0 to 2^31-1", c.seq));
+    }
+    Ok(())
+}
 pub use schema::{SchemaError, check_replicable};

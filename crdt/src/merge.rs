@@ -217,15 +217,7 @@ fn check<'t>(
     c: &Change,
     newer: bool,
 ) -> Result<Checked<'t>, CrdtError> {
-    if c.site_id.len() != 16 {
-        return Err(bad(index, format!("site_id has {} bytes, not 16", c.site_id.len())));
-    }
-    if c.cl < 1 {
-        return Err(bad(index, format!("cl {} is not a causal length (1 or more)", c.cl)));
-    }
-    if c.col_version < 0 || c.db_version < 0 || c.seq < 0 {
-        return Err(bad(index, "col_version, db_version and seq cannot be negative"));
-    }
+    crate::check_bounds(c).map_err(|reason| bad(index, reason))?;
     let key = pk::unpack(&c.pk).map_err(|e| bad(index, format!("pk: {e}")))?;
     let Some(table) = catalog.table(&c.table) else {
         return if newer {
@@ -283,6 +275,29 @@ impl Replica {
             rusqlite::params![set.site_id, set.since, set.until],
         )?;
         Ok(report)
+    }
+
+    /// Checks each change as [`Replica::merge_changes`] would, without applying anything: per
+    /// change `None` when it would be applied or held, or the reason it would fail the
+    /// batch. A receiver that must not let one bad change stop the others (a node pulling from
+    /// the hub, a file import) merges only the good ones and keeps the others aside.
+    pub fn screen(
+        &self,
+        conn: &Connection,
+        changes: &[Change],
+        schema_of: impl Fn(usize) -> Option<i64>,
+    ) -> Result<Vec<Option<String>>, CrdtError> {
+        let ours = schema_version(conn)?;
+        let catalog = Catalog::load(conn)?;
+        Ok(changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match check(&catalog, i, c, schema_of(i).unwrap_or(ours) > ours) {
+                Ok(_) => None,
+                Err(CrdtError::BadChange { reason, .. }) => Some(reason),
+                Err(other) => Some(other.to_string()),
+            })
+            .collect())
     }
 
     /// Merges changes that come with no sender (a file), like [`Replica::merge`] but without
@@ -655,6 +670,45 @@ mod tests {
                 conn.query_row("SELECT count(*) FROM rooms", [], |r| r.get(0)).expect("count");
             assert_eq!(rooms, 0, "nothing of a refused batch is applied");
         }
+    }
+
+    #[test]
+    fn clocks_past_the_bound_are_refused_and_screen_names_each_bad_change() {
+        let (conn, replica) = node();
+        let mut max_version = change("rooms", "101", "status", "x");
+        max_version.col_version = i64::MAX;
+        let mut max_cl = change("rooms", "101", "status", "x");
+        max_cl.cl = crate::MAX_CLOCK + 1;
+        let mut at_bound = change("rooms", "101", "status", "poison");
+        at_bound.col_version = crate::MAX_CLOCK;
+        let changes = vec![
+            change("rooms", "102", "status", "clean"),
+            max_version.clone(),
+            max_cl.clone(),
+            change("rooms", "102", "colour", "x"),
+            at_bound.clone(),
+        ];
+        let verdicts = replica.screen(&conn, &changes, |_| None).expect("screen");
+        assert_eq!(verdicts[0], None);
+        assert!(verdicts[1].as_deref().is_some_and(|r| r.contains("col_version")), "{verdicts:?}");
+        assert!(verdicts[2].as_deref().is_some_and(|r| r.contains("cl ")), "{verdicts:?}");
+        assert!(verdicts[3].as_deref().is_some_and(|r| r.contains("unknown column")));
+        assert_eq!(verdicts[4], None, "the bound itself is accepted");
+        for bad in [max_version, max_cl] {
+            let err = replica.merge(&conn, &set(0, 1, 1, vec![bad])).expect_err("refused");
+            assert!(matches!(err, CrdtError::BadChange { index: 0, .. }), "{err}");
+        }
+
+        // A row whose clock sits at the bound can still be written locally: the next write
+        // is the bound + 1, computed without overflow, and it wins.
+        replica.merge(&conn, &set(0, 1, 1, vec![at_bound])).expect("merge");
+        conn.execute_batch("BEGIN; UPDATE rooms SET status = 'clean' WHERE id = '101';")
+            .expect("update");
+        replica.flush(&conn).expect("flush");
+        conn.execute_batch("COMMIT").expect("commit");
+        let mine = crate::changes_since(&conn, 1, None).expect("changes");
+        let status = mine.iter().find(|c| c.cid == "status").expect("captured");
+        assert_eq!(status.col_version, crate::MAX_CLOCK + 1);
     }
 
     #[test]
