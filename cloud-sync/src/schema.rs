@@ -293,7 +293,8 @@ mod tests {
 
     #[test]
     fn defaults_follow_sqlite_affinity_and_keys_keep_their_order() {
-        let scopes = Scopes::parse("[tables]\nt = \"property\"\n").expect("scopes");
+        let scopes =
+            Scopes::parse("[tables]\nt = \"property\"\n[owners]\nt = \"b\"\n").expect("scopes");
         let schema = HubSchema::from_sqlite(
             "CREATE TABLE t (b TEXT NOT NULL, a INTEGER NOT NULL, n INTEGER DEFAULT '7', \
              r REAL DEFAULT 2, x DEFAULT 'x', PRIMARY KEY (a, b))",

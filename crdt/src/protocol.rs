@@ -319,23 +319,76 @@ pub enum Scope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scopes {
     tables: BTreeMap<String, Scope>,
+    owners: BTreeMap<String, OwnedBy>,
+}
+
+/// How a property-scope row names the property it belongs to (`[owners]` of
+/// replication.toml). Ownership is derived from the row itself, never from whoever wrote it
+/// first, so a node cannot claim rows of another property by writing them before it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedBy {
+    /// A column of the row holds the property's id (`"property_id"`; `"id"` for
+    /// `properties` itself, whose key is the property).
+    Column(String),
+    /// A key column of the row references a row of another property-scope table, whose
+    /// property this row shares (`"room_id -> rooms"`: a room night is its room's).
+    Parent { column: String, table: String },
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScopesFile {
     tables: BTreeMap<String, Scope>,
+    #[serde(default)]
+    owners: BTreeMap<String, String>,
 }
 
 impl Scopes {
+    /// Parses replication.toml. Every property-scope table must say how its rows name
+    /// their property, a parent must be a property-scope table with its own owner column
+    /// (one step, no chains), and other scopes have no owner.
     pub fn parse(text: &str) -> Result<Self, ProtocolError> {
-        let file: ScopesFile =
-            toml::from_str(text).map_err(|e| ProtocolError::Scopes(e.to_string()))?;
-        Ok(Self { tables: file.tables })
+        let bad = |why: String| ProtocolError::Scopes(why);
+        let file: ScopesFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let mut owners = BTreeMap::new();
+        for (table, spec) in &file.owners {
+            if file.tables.get(table) != Some(&Scope::Property) {
+                return Err(bad(format!("owners.{table}: not a property-scope table")));
+            }
+            let owned = match spec.split_once("->") {
+                None => OwnedBy::Column(spec.trim().to_string()),
+                Some((column, parent)) => OwnedBy::Parent {
+                    column: column.trim().to_string(),
+                    table: parent.trim().to_string(),
+                },
+            };
+            owners.insert(table.clone(), owned);
+        }
+        for (table, scope) in &file.tables {
+            if *scope == Scope::Property && !owners.contains_key(table) {
+                return Err(bad(format!("owners: property-scope table {table} has no owner")));
+            }
+        }
+        for (table, owned) in &owners {
+            if let OwnedBy::Parent { table: parent, .. } = owned
+                && !matches!(owners.get(parent), Some(OwnedBy::Column(_)))
+            {
+                return Err(bad(format!(
+                    "owners.{table}: parent {parent} is not a property-scope table with an \
+                     owner column"
+                )));
+            }
+        }
+        Ok(Self { tables: file.tables, owners })
     }
 
     pub fn get(&self, table: &str) -> Option<Scope> {
         self.tables.get(table).copied()
+    }
+
+    /// How rows of a property-scope table name their property.
+    pub fn owner(&self, table: &str) -> Option<&OwnedBy> {
+        self.owners.get(table)
     }
 
     /// Every replicated table with its scope, by name.
@@ -388,8 +441,29 @@ mod tests {
 
     #[test]
     fn scopes_name_each_table_once_with_a_known_scope() {
-        let s = Scopes::parse("[tables]\nrooms = \"property\"\nguests = \"chain\"\n").expect("ok");
+        let s = Scopes::parse(
+            "[tables]\nrooms = \"property\"\nguests = \"chain\"\nroom_nights = \"property\"\n\
+             [owners]\nrooms = \"property_id\"\nroom_nights = \"room_id -> rooms\"\n",
+        )
+        .expect("ok");
         assert_eq!(s.get("guests"), Some(Scope::Chain));
+        assert_eq!(s.owner("rooms"), Some(&OwnedBy::Column("property_id".into())));
+        assert_eq!(
+            s.owner("room_nights"),
+            Some(&OwnedBy::Parent { column: "room_id".into(), table: "rooms".into() })
+        );
+        // A property table without an owner, an owner of a chain table, a parent that is
+        // itself derived: each is a mistake in the file, refused when it is read.
+        assert!(Scopes::parse("[tables]\nrooms = \"property\"\n").is_err());
+        assert!(
+            Scopes::parse("[tables]\nguests = \"chain\"\n[owners]\nguests = \"id\"\n").is_err()
+        );
+        assert!(
+            Scopes::parse(
+                "[tables]\na = \"property\"\nb = \"property\"\n[owners]\na = \"x -> b\"\nb = \"y -> a\"\n"
+            )
+            .is_err()
+        );
         assert_eq!(s.get("nope"), None);
         assert!(Scopes::parse("[tables]\nrooms = \"galaxy\"\n").is_err());
         assert!(Scopes::parse("[tables]\nrooms = \"chain\"\nrooms = \"chain\"\n").is_err());
