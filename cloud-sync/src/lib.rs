@@ -12,6 +12,7 @@
 pub mod db;
 pub mod nodes;
 pub mod schema;
+pub mod screen;
 pub mod server;
 pub mod store;
 pub mod tail;

@@ -460,16 +460,32 @@ async fn import(
     let shown = file.display().to_string();
     match store.import(&writer, changes).await {
         Ok(ack) => {
+            let refused = if ack.quarantined > 0 {
+                quarantined_of_import(pool, property_id, ack.quarantined).await?
+            } else {
+                Vec::new()
+            };
+            for (table, pk, reason) in &refused {
+                eprintln!("{shown}: {table} row {pk}: {reason} (quarantined)");
+            }
             let details = json!({
                 "file": shown, "changes": changes.len(),
-                "applied": ack.applied, "ignored": ack.ignored,
+                "applied": ack.applied, "ignored": ack.ignored, "quarantined": ack.quarantined,
             });
+            if ack.quarantined as usize == changes.len() {
+                nodes::audit_pool(pool, nodes::EV_PUSH_REFUSED, None, Some(property_id), details)
+                    .await?;
+                return Err(bad(format!(
+                    "{shown}: every change was refused for property {property_id}; nothing was imported"
+                )));
+            }
             nodes::audit_pool(pool, nodes::EV_IMPORTED, None, Some(property_id), details).await?;
             println!(
-                "imported {} changes from {shown} for property {property_id}: {} applied, {} already known or superseded",
+                "imported {} changes from {shown} for property {property_id}: {} applied, {} already known, superseded or kept on nodes, {} refused",
                 changes.len(),
                 ack.applied,
-                ack.ignored
+                ack.ignored,
+                ack.quarantined
             );
             Ok(())
         }
@@ -477,16 +493,36 @@ async fn import(
             let line = lines.get(index).copied().unwrap_or(0);
             Err(bad(format!("{shown}, line {line}: {reason}; nothing was imported")))
         }
-        Err(MergeError::Forbidden { table, pk, reason }) => {
-            let details = json!({ "file": shown, "table": table, "pk": pk, "reason": reason });
-            nodes::audit_pool(pool, nodes::EV_PUSH_REFUSED, None, Some(property_id), details)
-                .await?;
-            Err(bad(format!(
-                "{shown}: {table} row {pk}: {reason}; property {property_id} may not write it, nothing was imported"
-            )))
+        Err(err @ MergeError::QuotaExceeded { .. }) => {
+            Err(bad(format!("{shown}: {err}; nothing was imported")))
         }
         Err(MergeError::Hub(err)) => Err(anyhow::Error::new(err).context("the import failed")),
     }
+}
+
+/// The newest `n` (at most 20) changes a file import of `property_id` quarantined: table,
+/// key and reason.
+async fn quarantined_of_import(
+    pool: &Pool,
+    property_id: &str,
+    n: u64,
+) -> anyhow::Result<Vec<(String, String, String)>> {
+    let client = pool.get().await.context("no database connection")?;
+    let limit = i64::try_from(n.min(20)).unwrap_or(20);
+    let rows = client
+        .query(
+            "SELECT tbl, change->>'pk', reason FROM sync_quarantine
+             WHERE property_id = $1 AND node_id IS NULL ORDER BY id DESC LIMIT $2",
+            &[&property_id, &limit],
+        )
+        .await
+        .context("failed to read the quarantine")?;
+    let mut out: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default(), r.get(2)))
+        .collect();
+    out.reverse();
+    Ok(out)
 }
 
 async fn export(pool: &Pool, property_id: &str, since: i64, file: &Path) -> anyhow::Result<()> {

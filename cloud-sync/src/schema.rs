@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crdt::protocol::{Scope, Scopes};
+use crdt::protocol::{OwnedBy, Scope, Scopes};
 use include_dir::{Dir, include_dir};
 use rusqlite::Connection;
 use rusqlite::types::Value;
@@ -153,7 +153,39 @@ impl HubSchema {
             check_ident(name)?;
             tables.insert(name.to_string(), read_table(conn, name, scope)?);
         }
+        // Each owner names a column the table has; a parent's column is part of the key (a
+        // row's property can never change) and the parent table keyed by that one column.
+        for (name, table) in &tables {
+            let bad =
+                |why: String| HubError::Invalid(format!("replication.toml owners.{name}: {why}"));
+            match scopes.owner(name) {
+                Some(OwnedBy::Column(col)) if table.column(col).is_none() => {
+                    return Err(bad(format!("{name} has no column {col}")));
+                }
+                None | Some(OwnedBy::Column(_)) => {}
+                Some(OwnedBy::Parent { column, table: parent }) => {
+                    let in_key = table.key.iter().any(|&k| table.columns[k].name == *column);
+                    if !in_key {
+                        return Err(bad(format!("{column} is not a key column of {name}")));
+                    }
+                    if tables.get(parent).is_none_or(|p| p.key.len() != 1) {
+                        return Err(bad(format!("{parent} is not a table with a one-column key")));
+                    }
+                }
+            }
+        }
         Ok(Self { tables, scopes, version })
+    }
+
+    /// The same schema said to be edge schema version `version` (tests of upgrades).
+    pub fn with_version(mut self, version: i64) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// How rows of a property-scope table name their property (replication.toml `[owners]`).
+    pub fn owner(&self, table: &str) -> Option<&OwnedBy> {
+        self.scopes.owner(table)
     }
 
     /// The edge's replicated schema version this schema is.

@@ -20,21 +20,29 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use crdt::protocol::{Batch, Pull, PushAck, Scope, WireChange};
+use crdt::protocol::{Batch, OwnedBy, Pull, PushAck, Scope, WireChange};
 use crdt::{Change, Changeset, SENTINEL};
 use deadpool_postgres::GenericClient;
 use rusqlite::types::Value;
 use serde_json::Value as Json;
 
 use crate::db::{HubError, NOTIFY_CHANNEL, Pool};
-use crate::schema::{HubSchema, PgType, Table, is_ident, quote_ident};
+use crate::schema::{HubSchema, PgType, Table, quote_ident};
+use crate::screen::{self, Refusal, Source, Verdict};
 use crate::tail::{self, Tail, TailChange, TailPull};
 use crate::value;
 
 /// Transaction-level advisory lock every merge takes before drawing its version.
 const MERGE_LOCK: i64 = 0x5354_4159_4f53_4d32;
-/// `hub_meta` key of the newest edge schema version pushed to the hub (i64, big-endian).
-const PUSHED_SCHEMA: &str = "pushed_schema_version";
+/// Quarantined changes kept per property; older ones are dropped (and counted in metrics).
+pub const QUARANTINE_KEEP: i64 = 10_000;
+/// Rows one property may store on the hub unless the operator says otherwise
+/// (`Store::with_row_quota`).
+pub const DEFAULT_ROW_QUOTA: i64 = 20_000_000;
+/// Largest held change the hub decodes again (a change is at most a push's decoded size).
+const MAX_HELD_CHANGE: usize = 64 * 1024 * 1024;
+/// Bytes of a refused change's value kept in the quarantine to show what it was.
+const QUARANTINE_PREVIEW: usize = 256;
 /// Rows per projection statement when a whole table is re-projected.
 const REPROJECT_CHUNK: usize = 5_000;
 
@@ -49,7 +57,8 @@ struct Inner {
     schema: HubSchema,
     site_id: [u8; 16],
     head: tokio::sync::watch::Sender<i64>,
-    pushed_schema: AtomicI64,
+    /// Rows a property may store (`sync_usage`); a push past it is refused whole (507).
+    row_quota: AtomicI64,
     /// The changes of recent versions. Held only for moments, never across an await.
     tail: std::sync::RwLock<Tail>,
     /// Held from a merge's commit until its version is in `tail`: another merge of this
@@ -65,15 +74,20 @@ pub struct Writer {
     pub node_id: Option<String>,
 }
 
-/// Why a batch was not merged. Nothing of the batch is applied in any case.
+/// Why a batch was not merged. Nothing of the batch is applied in any case. A bad change is
+/// not one of them: it is quarantined and the rest of its batch merged.
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
-    /// The writer may not write this row (403).
-    #[error("{table} row {pk}: {reason}")]
-    Forbidden { table: String, pk: String, reason: String },
-    /// A change that cannot be valid (422).
+    /// The batch itself is malformed (its site id or range) (422).
     #[error("change {index}: {reason}")]
     Invalid { index: usize, reason: String },
+    /// The writer's property would store more rows than its quota (507); nothing is lost,
+    /// the node keeps the changes and retries.
+    #[error(
+        "property {property_id} stores {stored} rows on the hub and this batch adds {adding}; \
+         its quota is {quota} rows"
+    )]
+    QuotaExceeded { property_id: String, stored: i64, adding: i64, quota: i64 },
     #[error(transparent)]
     Hub(#[from] HubError),
 }
@@ -101,6 +115,26 @@ enum Owner {
     Node,
 }
 
+/// How a row of a batch names its property (replication.toml `[owners]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RowOwner {
+    Chain,
+    /// The key itself is the property (`properties`).
+    Key(String),
+    /// A column of the row (`property_id`).
+    Column,
+    /// The row shares the property of the parent row at this index of the plan's lookups.
+    Parent(usize),
+}
+
+/// What the hub holds of a row a merge looks up: its scope, causal length and, where the
+/// table has one, its `property_id` register (encoded).
+type StoredRow = (String, i64, Option<Vec<u8>>);
+/// A writer as held changes name it: (property, node).
+type Writer2 = (String, Option<String>);
+/// Held changes of one writer: their ids and the changes.
+type HeldGroup = (Vec<i64>, Vec<Change>);
+
 /// A distinct row of a batch.
 struct RowPlan<'a> {
     tbl: &'a str,
@@ -109,6 +143,14 @@ struct RowPlan<'a> {
     /// The causal length before the batch (`None`: a new row).
     old_cl: Option<i64>,
     new_cl: i64,
+    owner: RowOwner,
+    /// The batch's changes (indexes) of the row's `property_id` column.
+    claims: Vec<usize>,
+    /// Why the row's changes are quarantined.
+    refused: Option<Refusal>,
+    /// Stored by another property before ownership was derived: its state is dropped and
+    /// the row starts again from this batch.
+    reclaimed: bool,
 }
 
 /// What a merge wrote, before its commit.
@@ -117,7 +159,21 @@ struct Written {
     received: i64,
     /// Cells that changed.
     applied: u64,
+    /// Changes refused, and kept in `sync_quarantine`.
+    quarantined: u64,
+    /// Changes of a newer schema, kept in `sync_held`.
+    held: u64,
+    /// Refusals per kind, for metrics.
+    kinds: Vec<(&'static str, u64)>,
+    /// The first refusal's reason, for the log.
+    first_reason: String,
     tail: Vec<TailChange>,
+}
+
+/// The changes of a batch that are not merged: refused ones and those of a newer schema.
+struct Aside<'a> {
+    refused: Vec<(&'a Change, Refusal)>,
+    held: Vec<&'a Change>,
 }
 
 /// A cell that may change: the largest change of the batch for its (row, cid).
@@ -133,6 +189,10 @@ struct Plan<'a> {
     changes: Vec<&'a Change>,
     /// The distinct rows, in order of first appearance.
     rows: Vec<RowPlan<'a>>,
+    /// Rows whose stored state the merge reads: `rows` in order, then the parents they
+    /// reference that the batch does not hold.
+    lookup_tbls: Vec<&'a str>,
+    lookup_pks: Vec<Vec<u8>>,
     /// Per change, its row's index in `rows`.
     row_of: Vec<usize>,
     /// Per change, its value encoded (`value::encode`).
@@ -152,12 +212,17 @@ struct MergeStatements {
     cells: tokio_postgres::Statement,
     reread: tokio_postgres::Statement,
     peers: tokio_postgres::Statement,
-    meta: tokio_postgres::Statement,
+    /// Rows the writer's property stores (`$1`).
+    usage: tokio_postgres::Statement,
+    add_usage: tokio_postgres::Statement,
+    quarantine: tokio_postgres::Statement,
+    held: tokio_postgres::Statement,
+    reclaim: tokio_postgres::Statement,
 }
 
 impl MergeStatements {
     async fn prepare(client: &deadpool_postgres::Object) -> Result<Self, tokio_postgres::Error> {
-        let (lock, head, existing, rows, cells, reread, peers, meta) = tokio::try_join!(
+        let (lock, head, existing, rows, cells, reread, peers, usage, add_usage, quarantine) = tokio::try_join!(
             client.prepare_cached("SELECT pg_advisory_xact_lock($1)"),
             client.prepare_cached(
                 "WITH p AS MATERIALIZED (
@@ -172,9 +237,11 @@ impl MergeStatements {
                  FROM n",
             ),
             client.prepare_cached(
-                "SELECT u.ord::int8, r.scope, r.cl FROM unnest($1::text[], $2::bytea[])
+                "SELECT u.ord::int8, r.scope, r.cl, p.val FROM unnest($1::text[], $2::bytea[])
                    WITH ORDINALITY AS u(tbl, pk, ord)
-                 JOIN sync_rows r ON r.tbl = u.tbl AND r.pk = u.pk",
+                 JOIN sync_rows r ON r.tbl = u.tbl AND r.pk = u.pk
+                 LEFT JOIN sync_cells p
+                   ON $3 AND p.tbl = u.tbl AND p.pk = u.pk AND p.cid = 'property_id'",
             ),
             client.prepare_cached(
                 "INSERT INTO sync_rows (tbl, pk, scope, cl)
@@ -206,16 +273,59 @@ impl MergeStatements {
                  WHERE c.cid <> '-1'",
             ),
             client.prepare_cached(
-                "INSERT INTO sync_peers (site_id, node_id, received) VALUES ($1, $2, $3)
+                "INSERT INTO sync_peers (site_id, node_id, received, audit_seq, audit_hash)
+                 VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (site_id) DO UPDATE SET received = excluded.received,
-                     node_id = coalesce(excluded.node_id, sync_peers.node_id)",
+                     node_id = coalesce(excluded.node_id, sync_peers.node_id),
+                     audit_hash = CASE WHEN excluded.audit_seq > coalesce(sync_peers.audit_seq, -1)
+                                       THEN excluded.audit_hash ELSE sync_peers.audit_hash END,
+                     audit_seq = greatest(excluded.audit_seq, sync_peers.audit_seq)",
             ),
             client.prepare_cached(
-                "INSERT INTO hub_meta (key, value) VALUES ($1, $2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                "SELECT coalesce((SELECT rows FROM sync_usage WHERE property_id = $1), 0)",
+            ),
+            client.prepare_cached(
+                "INSERT INTO sync_usage (property_id, rows) VALUES ($1, $2)
+                 ON CONFLICT (property_id) DO UPDATE SET rows = sync_usage.rows + excluded.rows",
+            ),
+            client.prepare_cached(
+                "WITH ins AS (
+                     INSERT INTO sync_quarantine
+                         (property_id, node_id, site_id, tbl, pk, cid, kind, reason, change)
+                     SELECT $1, $2, u.* FROM unnest($3::bytea[], $4::text[], $5::bytea[],
+                         $6::text[], $7::text[], $8::text[], $9::text[]::jsonb[]) AS u
+                     RETURNING 1)
+                 DELETE FROM sync_quarantine WHERE property_id = $1 AND id <
+                     (SELECT id FROM sync_quarantine WHERE property_id = $1
+                      ORDER BY id DESC OFFSET $10 LIMIT 1)",
             ),
         )?;
-        Ok(Self { lock, head, existing, rows, cells, reread, peers, meta })
+        let (held, reclaim) = tokio::try_join!(
+            client.prepare_cached(
+                "INSERT INTO sync_held (property_id, node_id, schema_version, change)
+                 SELECT $1, $2, $3, u FROM unnest($4::bytea[]) AS u",
+            ),
+            client.prepare_cached(
+                "WITH u AS (SELECT * FROM unnest($1::text[], $2::bytea[]) AS u(tbl, pk)),
+                      cells AS (DELETE FROM sync_cells c USING u
+                                WHERE c.tbl = u.tbl AND c.pk = u.pk)
+                 DELETE FROM sync_rows r USING u WHERE r.tbl = u.tbl AND r.pk = u.pk",
+            ),
+        )?;
+        Ok(Self {
+            lock,
+            head,
+            existing,
+            rows,
+            cells,
+            reread,
+            peers,
+            usage,
+            add_usage,
+            quarantine,
+            held,
+            reclaim,
+        })
     }
 }
 
@@ -240,25 +350,64 @@ impl Store {
             )
             .await?
             .get(0);
-        let pushed = client
-            .query_opt("SELECT value FROM hub_meta WHERE key = $1", &[&PUSHED_SCHEMA])
-            .await?
-            .and_then(|r| r.get::<_, Vec<u8>>(0).try_into().ok())
-            .map_or(0, i64::from_be_bytes);
         drop(client);
         let tail = Tail::new(head, tail::DEFAULT_CAPACITY);
         let (head, _) = tokio::sync::watch::channel(head);
-        Ok(Self {
+        let store = Self {
             inner: Arc::new(Inner {
                 pool,
                 schema,
                 site_id,
                 head,
-                pushed_schema: AtomicI64::new(pushed),
+                row_quota: AtomicI64::new(DEFAULT_ROW_QUOTA),
                 tail: std::sync::RwLock::new(tail),
                 append_order: tokio::sync::Mutex::new(()),
             }),
-        })
+        };
+        store.replay_held().await?;
+        Ok(store)
+    }
+
+    /// Merges the changes held for a newer edge schema that this hub now knows (it was
+    /// upgraded): each as the node that pushed it wrote it, with every check of a push but
+    /// the cursor, which moved when they were held. A group that cannot merge stays held.
+    async fn replay_held(&self) -> Result<(), HubError> {
+        let version = self.inner.schema.version();
+        let client = self.inner.pool.get().await?;
+        let held = client
+            .query(
+                "SELECT id, property_id, node_id, change FROM sync_held
+                 WHERE schema_version <= $1 ORDER BY id",
+                &[&version],
+            )
+            .await?;
+        drop(client);
+        let mut groups: std::collections::BTreeMap<Writer2, HeldGroup> =
+            std::collections::BTreeMap::new();
+        for row in &held {
+            let change: WireChange =
+                crdt::protocol::decode(row.get(3), MAX_HELD_CHANGE).map_err(|e| {
+                    HubError::Invalid(format!("sync_held {}: {e}", row.get::<_, i64>(0)))
+                })?;
+            let group = groups.entry((row.get(1), row.get(2))).or_default();
+            group.0.push(row.get(0));
+            group.1.push(change.into());
+        }
+        for ((property_id, node_id), (ids, changes)) in groups {
+            let writer = Writer { property_id: property_id.clone(), node_id };
+            match self.merge(&writer, None, &changes).await {
+                Ok(ack) => {
+                    let client = self.inner.pool.get().await?;
+                    client.execute("DELETE FROM sync_held WHERE id = ANY($1)", &[&ids]).await?;
+                    tracing::info!(%property_id, merged = ack.applied, quarantined = ack.quarantined,
+                        "merged the changes held for this schema version");
+                }
+                Err(err) => {
+                    tracing::error!(%property_id, error = %err, "held changes could not be merged; they stay held");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Keeps at most `changes` changes of recent versions in memory (the default is
@@ -324,11 +473,17 @@ impl Store {
         self.inner.site_id
     }
 
-    /// The newest replicated schema version the hub knows: its own edge schema's or the
-    /// newest any node pushed (the hub keeps changes of tables it cannot project yet, and a
-    /// pulling node must hold them rather than refuse them).
+    /// The edge schema version the hub knows and relays. Changes of a newer one are held on
+    /// the hub (`sync_held`) until it is upgraded, never relayed: a node pulls only what a
+    /// hub of its own schema could check.
     pub fn schema_version(&self) -> i64 {
-        self.inner.schema.version().max(self.inner.pushed_schema.load(Ordering::Relaxed))
+        self.inner.schema.version()
+    }
+
+    /// Lets each property store at most `rows` rows on the hub.
+    pub fn with_row_quota(self, rows: i64) -> Self {
+        self.inner.row_quota.store(rows.max(0), Ordering::Relaxed);
+        self
     }
 
     /// The last committed hub version.
@@ -370,6 +525,22 @@ impl Store {
         self.merge(writer, None, changes).await
     }
 
+    /// The newest audit-log entry of `site_id`'s own chain the hub has stored.
+    pub async fn audit_anchor(
+        &self,
+        site_id: &[u8],
+    ) -> Result<Option<crdt::protocol::AuditAnchor>, HubError> {
+        let client = self.inner.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT audit_seq, audit_hash FROM sync_peers
+                 WHERE site_id = $1 AND audit_seq IS NOT NULL AND audit_hash IS NOT NULL",
+                &[&site_id],
+            )
+            .await?;
+        Ok(row.map(|r| crdt::protocol::AuditAnchor { seq: r.get(0), hash: r.get(1) }))
+    }
+
     /// The sender's version up to which the hub has merged all its changes.
     pub async fn received(&self, site_id: &[u8]) -> Result<i64, HubError> {
         let client = self.inner.pool.get().await?;
@@ -387,65 +558,11 @@ impl Store {
         }
     }
 
-    /// Checks what can be checked of one change without the database.
-    fn validate(&self, index: usize, c: &Change) -> Result<(), MergeError> {
-        let bad = |reason: String| MergeError::Invalid { index, reason };
-        if c.site_id.len() != 16 {
-            return Err(bad(format!("site_id has {} bytes, not 16", c.site_id.len())));
-        }
-        if c.cl < 1 {
-            return Err(bad(format!("cl {} is not a causal length (1 or more)", c.cl)));
-        }
-        if c.col_version < 0 || c.db_version < 0 || c.seq < 0 {
-            return Err(bad("col_version, db_version and seq cannot be negative".into()));
-        }
-        if !is_ident(&c.table) {
-            return Err(bad(format!("table {:?} is not an identifier", c.table)));
-        }
-        if c.cid != SENTINEL && !is_ident(&c.cid) {
-            return Err(bad(format!("column {:?} is not an identifier", c.cid)));
-        }
-        let key = crdt::unpack(&c.pk).map_err(|e| bad(format!("pk: {e}")))?;
-        if key.contains(&crdt::Value::Null) {
-            return Err(bad("pk has a NULL column".into()));
-        }
-        if let Some(table) = self.inner.schema.table(&c.table) {
-            if key.len() != table.key.len() {
-                return Err(bad(format!(
-                    "pk has {} columns; the key of {} has {}",
-                    key.len(),
-                    c.table,
-                    table.key.len()
-                )));
-            }
-            if table.key.iter().any(|&k| table.columns[k].name == c.cid) {
-                return Err(bad(format!("{} is a key column of {}", c.cid, c.table)));
-            }
-        }
-        Ok(())
-    }
-
-    /// Ownership rules that need no stored state.
-    fn check_static(&self, writer: &Writer, c: &Change) -> Result<(), MergeError> {
-        if self.owner(&c.table) != Owner::Property {
-            return Ok(());
-        }
-        let own = Value::Text(writer.property_id.clone());
-        if c.cid == "property_id" && c.val != own {
-            return Err(forbidden(c, "property_id must be the writing node's property"));
-        }
-        if c.table == "properties" {
-            let key = crdt::unpack(&c.pk).unwrap_or_default();
-            if key != [crdt::Value::Text(writer.property_id.clone())] {
-                return Err(forbidden(c, "a node writes only its own property's record"));
-            }
-        }
-        Ok(())
-    }
-
-    /// The distinct rows of a batch in order of first appearance, and each change's value
-    /// encoded: work that needs no stored state, done before the merge lock is taken.
-    fn plan<'a>(&self, writer: &Writer, changes: Vec<&'a Change>) -> Plan<'a> {
+    /// The distinct rows of a batch in order of first appearance, how each names its
+    /// property, and each change's value encoded: work that needs no stored state, done
+    /// before the merge lock is taken.
+    fn plan<'a>(&'a self, writer: &Writer, changes: Vec<&'a Change>) -> Plan<'a> {
+        let schema = &self.inner.schema;
         let mut row_index: HashMap<(&str, &[u8]), usize> = HashMap::new();
         let mut rows: Vec<RowPlan<'a>> = Vec::new();
         let mut row_of: Vec<usize> = Vec::with_capacity(changes.len());
@@ -460,13 +577,176 @@ impl Store {
                     },
                     old_cl: None,
                     new_cl: 0,
+                    owner: RowOwner::Chain,
+                    claims: Vec::new(),
+                    refused: None,
+                    reclaimed: false,
                 });
                 rows.len() - 1
             });
             row_of.push(i);
         }
-        let vals = changes.iter().map(|c| value::encode(&c.val)).collect();
-        Plan { changes, rows, row_of, vals }
+        let vals: Vec<Vec<u8>> = changes.iter().map(|c| value::encode(&c.val)).collect();
+
+        // How each row names its property; parents the batch does not hold are looked up.
+        let mut lookup_tbls: Vec<&'a str> = rows.iter().map(|r| r.tbl).collect();
+        let mut lookup_pks: Vec<Vec<u8>> = rows.iter().map(|r| r.pk.to_vec()).collect();
+        for row in &mut rows {
+            let (tbl, pk) = (row.tbl, row.pk);
+            let owner = match (schema.scope(tbl), schema.owner(tbl), schema.table(tbl)) {
+                (Some(Scope::Property), Some(owned), Some(table)) => {
+                    let key = crdt::unpack(pk).unwrap_or_default();
+                    let key_value = |column: &str| {
+                        table
+                            .key
+                            .iter()
+                            .position(|&k| table.columns[k].name == column)
+                            .and_then(|p| key.get(p).cloned())
+                    };
+                    match owned {
+                        OwnedBy::Column(col) => match key_value(col) {
+                            Some(crdt::Value::Text(p)) => RowOwner::Key(p),
+                            Some(other) => RowOwner::Key(format!("{other:?}")),
+                            None => RowOwner::Column,
+                        },
+                        OwnedBy::Parent { column, table: parent } => {
+                            let parent_pk = key_value(column)
+                                .and_then(|v| crdt::pack(&[v]).ok())
+                                .unwrap_or_default();
+                            let at = row_index
+                                .get(&(parent.as_str(), parent_pk.as_slice()))
+                                .copied()
+                                .unwrap_or_else(|| {
+                                    lookup_tbls
+                                        .push(schema.table(parent).map_or("", |t| t.name.as_str()));
+                                    lookup_pks.push(parent_pk.clone());
+                                    lookup_pks.len() - 1
+                                });
+                            RowOwner::Parent(at)
+                        }
+                    }
+                }
+                _ => RowOwner::Chain,
+            };
+            row.owner = owner;
+        }
+        for (k, (c, &r)) in changes.iter().zip(&row_of).enumerate() {
+            if c.cid == "property_id" {
+                rows[r].claims.push(k);
+            }
+        }
+        Plan { changes, rows, lookup_tbls, lookup_pks, row_of, vals }
+    }
+
+    /// Decides, from what the hub holds, which property each row of a batch belongs to and
+    /// whether the writer may write it (replication.toml `[owners]`): a row names its
+    /// property by a column or by the parent its key references, never by who wrote it first.
+    /// A row stored under another property than the one it derives (claimed by another
+    /// node before ownership was derived) is reclaimed by its rightful property's next write.
+    fn decide_owners(
+        &self,
+        writer: &Writer,
+        rows: &mut [RowPlan<'_>],
+        stored: &[Option<StoredRow>],
+        lookup_tbls: &[&str],
+        lookup_pks: &[Vec<u8>],
+        vals: &[Vec<u8>],
+    ) {
+        let own = writer.property_id.as_str();
+        let own_encoded = value::encode(&Value::Text(own.to_string()));
+        let refuse = |kind, reason: String| Some(Refusal::new(kind, reason));
+        // Rows that name their property themselves first: every parent is one of them.
+        for children in [false, true] {
+            for i in 0..rows.len() {
+                if matches!(rows[i].owner, RowOwner::Parent(_)) != children {
+                    continue;
+                }
+                let here = stored[i].as_ref();
+                if let Some((scope, cl, _)) = here {
+                    rows[i].scope = scope.clone();
+                    rows[i].old_cl = Some(*cl);
+                }
+                let foreign_claim = rows[i].claims.iter().any(|&k| vals[k] != own_encoded);
+                let tbl = rows[i].tbl;
+                let verdict = match rows[i].owner.clone() {
+                    RowOwner::Chain => match (here, here.and_then(|(_, _, p)| p.as_ref())) {
+                        (_, Some(first)) if rows[i].claims.iter().any(|&k| vals[k] != *first) => {
+                            refuse(
+                                "other_property",
+                                "the property a chain record was first seen at never changes"
+                                    .into(),
+                            )
+                        }
+                        (None, _) if foreign_claim => refuse(
+                            "other_property",
+                            format!(
+                                "a new {tbl} record is first seen at the writer's property {own}"
+                            ),
+                        ),
+                        _ => None,
+                    },
+                    RowOwner::Key(p) if p != own => refuse(
+                        "other_property",
+                        format!("a node writes only its own property's record, not {p}'s"),
+                    ),
+                    RowOwner::Key(_) => None,
+                    RowOwner::Column => match here {
+                        Some((scope, _, _)) if scope != own => {
+                            refuse("other_property", format!("the row belongs to property {scope}"))
+                        }
+                        _ if foreign_claim => refuse(
+                            "other_property",
+                            "property_id must be the writing node's property".into(),
+                        ),
+                        _ => None,
+                    },
+                    RowOwner::Parent(at) => {
+                        let parent_table = lookup_tbls.get(at).copied().unwrap_or("");
+                        let parent = match rows.get(at) {
+                            Some(p) if p.refused.is_some() => Err(refuse(
+                                "other_property",
+                                format!("its {parent_table} row was refused in the same batch"),
+                            )),
+                            Some(p) => Ok(p.scope.clone()),
+                            None => stored.get(at).and_then(Option::as_ref).map(|s| s.0.clone()).ok_or_else(
+                                || {
+                                    refuse(
+                                        "unknown_parent",
+                                        format!(
+                                            "it references {parent_table} {} which the hub does not hold",
+                                            show_key(lookup_pks.get(at).map_or(&[][..], Vec::as_slice))
+                                        ),
+                                    )
+                                },
+                            ),
+                        };
+                        match parent {
+                            Err(why) => why,
+                            Ok(derived) if derived != own => refuse(
+                                "other_property",
+                                format!(
+                                    "the row belongs to property {derived}, the property of its {parent_table} row"
+                                ),
+                            ),
+                            Ok(_) if foreign_claim => refuse(
+                                "other_property",
+                                "property_id must be the property of the row it belongs to".into(),
+                            ),
+                            Ok(derived) => {
+                                if here.is_some_and(|(scope, _, _)| *scope != derived) {
+                                    rows[i].reclaimed = true;
+                                    rows[i].old_cl = None;
+                                    metrics::counter!("hub_rows_reclaimed_total").increment(1);
+                                }
+                                rows[i].scope = derived;
+                                None
+                            }
+                        }
+                    }
+                };
+                rows[i].refused = verdict;
+            }
+        }
     }
 
     async fn merge(
@@ -476,42 +756,49 @@ impl Store {
         all: &[Change],
     ) -> Result<PushAck, MergeError> {
         let started = std::time::Instant::now();
-        for (i, c) in all.iter().enumerate() {
-            self.validate(i, c)?;
-        }
+        let hub_site = self.inner.site_id;
+        let source = Source {
+            site_id: sender.map(|s| s.site_id.as_slice()),
+            schema_version: sender.map_or(self.inner.schema.version(), |s| s.schema_version),
+            hub_site_id: &hub_site,
+        };
         let mut changes: Vec<&Change> = Vec::with_capacity(all.len());
+        let mut refused: Vec<(&Change, Refusal)> = Vec::new();
+        let mut held: Vec<&Change> = Vec::new();
         for c in all {
-            if self.owner(&c.table) == Owner::Node {
-                if sender.is_some() {
-                    return Err(forbidden(c, "the table is kept on the node"));
-                }
-                continue;
+            match screen::screen(&self.inner.schema, source, c) {
+                Verdict::Accept => changes.push(c),
+                Verdict::Skip => {}
+                Verdict::Hold => held.push(c),
+                Verdict::Refuse(why) => refused.push((c, why)),
             }
-            self.check_static(writer, c)?;
-            changes.push(c);
         }
         let plan = self.plan(writer, changes);
-        let tbls: Vec<&str> = plan.rows.iter().map(|r| r.tbl).collect();
-        let pks: Vec<&[u8]> = plan.rows.iter().map(|r| r.pk).collect();
+        let tbls: Vec<&str> = plan.lookup_tbls.clone();
+        let has_claims = self.inner.schema.tables().any(|t| t.column("property_id").is_some());
 
         let mut client = self.inner.pool.get().await?;
         let statements = MergeStatements::prepare(&client).await?;
         let tx = client.transaction().await?;
         // One round trip: PostgreSQL runs pipelined statements in order, so the sender's
-        // cursor, the version and the batch's stored rows are read right after the lock is
-        // granted, without a trip back here in between. The version is drawn only when the
-        // batch is not a replay (replays take no version); the notification other hub
-        // processes wake on is sent at commit, and never when the transaction rolls back.
+        // cursor, the version, the batch's stored rows (and their parents) and the writer's
+        // usage are read right after the lock is granted, without a trip back here in
+        // between. The version is drawn only when the batch is not a replay (replays take no
+        // version); the notification other hub processes wake on is sent at commit, and
+        // never when the transaction rolls back.
         let site = sender.map(|s| s.site_id.as_slice());
         let until = sender.map(|s| s.until);
         let head_args: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
             [&site, &until, &NOTIFY_CHANNEL];
-        let existing_args: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&tbls, &pks];
-        let (locked, head, existing) = tokio::join!(
+        let existing_args: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&tbls, &plan.lookup_pks, &has_claims];
+        let usage_args: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&writer.property_id];
+        let (locked, head, existing, usage) = tokio::join!(
             biased;
             tx.execute(&statements.lock, &[&MERGE_LOCK]),
             tx.query_one(&statements.head, &head_args),
             tx.query(&statements.existing, &existing_args),
+            tx.query_one(&statements.usage, &usage_args),
         );
         locked?;
         let head = head?;
@@ -522,17 +809,22 @@ impl Store {
                 received: received_before,
                 applied: 0,
                 ignored: all.len() as u64,
+                quarantined: 0,
+                held: 0,
             });
         };
         let written = async {
             let existing = existing?;
+            let usage: i64 = usage?.get(0);
             self.write_version(
                 &tx,
                 &statements,
                 writer,
                 sender,
                 plan,
+                Aside { refused, held },
                 &existing,
+                usage,
                 version,
                 received_before,
             )
@@ -552,17 +844,27 @@ impl Store {
         tx.commit().await?;
         self.tail_write().append(version, written.tail);
         drop(order);
-        if let Some(set) = sender {
-            self.inner.pushed_schema.fetch_max(set.schema_version, Ordering::Relaxed);
-        }
         self.raise_head(version);
-        let applied = written.applied;
-        let ignored = all.len() as u64 - applied;
+        let Written { applied, quarantined, held, .. } = written;
+        let ignored = (all.len() as u64).saturating_sub(applied + quarantined + held);
         metrics::counter!("hub_changes_total", "result" => "applied").increment(applied);
         metrics::counter!("hub_changes_total", "result" => "ignored").increment(ignored);
+        metrics::counter!("hub_changes_total", "result" => "held").increment(held);
+        for (kind, n) in &written.kinds {
+            metrics::counter!(crate::server::metrics::QUARANTINED, "kind" => *kind).increment(*n);
+        }
+        if quarantined > 0 {
+            tracing::warn!(
+                property_id = %writer.property_id,
+                node_id = writer.node_id.as_deref().unwrap_or("-"),
+                quarantined,
+                first = %written.first_reason,
+                "quarantined changes of a batch; the rest was merged"
+            );
+        }
         metrics::histogram!("hub_merge_duration_seconds").record(started.elapsed().as_secs_f64());
         tracing::debug!(version, applied, ignored, elapsed = ?started.elapsed(), "merged a batch");
-        Ok(PushAck { received: written.received, applied, ignored })
+        Ok(PushAck { received: written.received, applied, ignored, quarantined, held })
     }
 
     /// Everything a merge writes as hub version `version`, inside its transaction, up to the
@@ -576,25 +878,31 @@ impl Store {
         writer: &Writer,
         sender: Option<&Changeset>,
         plan: Plan<'_>,
+        aside: Aside<'_>,
         existing: &[tokio_postgres::Row],
+        usage: i64,
         version: i64,
         received_before: i64,
     ) -> Result<Written, MergeError> {
-        let Plan { changes, mut rows, row_of, vals } = plan;
+        let Plan { changes, mut rows, lookup_tbls, lookup_pks, row_of, vals } = plan;
+        // What the hub holds of each looked-up row: (scope, cl, property_id cell).
+        let mut stored: Vec<Option<StoredRow>> = vec![None; lookup_pks.len()];
         for r in existing {
             let i = usize::try_from(r.get::<_, i64>(0) - 1).unwrap_or(usize::MAX);
-            let Some(plan) = rows.get_mut(i) else { continue };
-            let scope: String = r.get(1);
-            if self.owner(plan.tbl) == Owner::Property && scope != writer.property_id {
-                return Err(MergeError::Forbidden {
-                    table: plan.tbl.to_string(),
-                    pk: hex::encode(plan.pk),
-                    reason: "the row belongs to another property".into(),
-                });
+            if let Some(slot) = stored.get_mut(i) {
+                *slot = Some((r.get(1), r.get(2), r.get(3)));
             }
-            plan.scope = scope;
-            plan.old_cl = Some(r.get(2));
         }
+        self.decide_owners(writer, &mut rows, &stored, &lookup_tbls, &lookup_pks, &vals);
+
+        // Refused rows keep their stored state; their changes go to the quarantine.
+        let Aside { mut refused, held } = aside;
+        for (c, &r) in changes.iter().zip(&row_of) {
+            if let Some(why) = &rows[r].refused {
+                refused.push((c, why.clone()));
+            }
+        }
+        let reclaimed: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].reclaimed).collect();
 
         // The row's causal length after the batch; column changes with an even causal length
         // (which no crdt replica sends: a deleted row has no column registers) are ignored.
@@ -603,16 +911,29 @@ impl Store {
             plan.new_cl = plan.old_cl.unwrap_or(0);
         }
         for (c, &r) in changes.iter().zip(&row_of) {
-            if counts(c) {
+            if counts(c) && rows[r].refused.is_none() {
                 rows[r].new_cl = rows[r].new_cl.max(c.cl);
             }
+        }
+        let new_rows =
+            rows.iter().filter(|p| p.old_cl.is_none() && p.new_cl > 0 && !p.reclaimed).count()
+                as i64;
+        let quota = self.inner.row_quota.load(Ordering::Relaxed);
+        if new_rows > 0 && usage + new_rows > quota {
+            metrics::counter!("hub_quota_refusals_total").increment(1);
+            return Err(MergeError::QuotaExceeded {
+                property_id: writer.property_id.clone(),
+                stored: usage,
+                adding: new_rows,
+                quota,
+            });
         }
         // Per (row, cid), the largest change of the current life: the only one that can win.
         // Deduplicated here because ON CONFLICT cannot touch a row twice in one statement.
         let mut candidates: Vec<Candidate<'_>> = Vec::new();
         let mut cell_index: HashMap<(usize, &str), usize> = HashMap::new();
         for ((c, &r), val) in changes.iter().zip(&row_of).zip(&vals) {
-            if !counts(c) || c.cl < rows[r].new_cl {
+            if !counts(c) || c.cl < rows[r].new_cl || rows[r].refused.is_some() {
                 continue;
             }
             match cell_index.get(&(r, c.cid.as_str())) {
@@ -688,15 +1009,42 @@ impl Store {
         {
             received = received_before.max(set.until);
         }
-        let newer_schema = sender
-            .map(|set| set.schema_version)
-            .filter(|&v| v > self.inner.pushed_schema.load(Ordering::Relaxed));
+        // The newest audit-log entry of the sender's own chain in this batch: its anchor.
+        let anchor = sender.and_then(|_| audit_anchor(&changes, &row_of, &rows));
+        let (anchor_seq, anchor_hash) = match &anchor {
+            Some((seq, hash)) => (Some(*seq), Some(hash.as_str())),
+            None => (None, None),
+        };
+        let reclaim_args = (
+            reclaimed.iter().map(|&r| rows[r].tbl).collect::<Vec<&str>>(),
+            reclaimed.iter().map(|&r| rows[r].pk).collect::<Vec<&[u8]>>(),
+        );
+        let quarantine_args = (
+            refused.iter().map(|(c, _)| c.site_id.as_slice()).collect::<Vec<&[u8]>>(),
+            refused.iter().map(|(c, _)| c.table.as_str()).collect::<Vec<&str>>(),
+            refused.iter().map(|(c, _)| c.pk.as_slice()).collect::<Vec<&[u8]>>(),
+            refused.iter().map(|(c, _)| c.cid.as_str()).collect::<Vec<&str>>(),
+            refused.iter().map(|(_, why)| why.kind).collect::<Vec<&str>>(),
+            refused.iter().map(|(_, why)| why.reason.as_str()).collect::<Vec<&str>>(),
+            refused.iter().map(|(c, _)| quarantine_json(c)).collect::<Vec<String>>(),
+        );
+        let held_changes: Vec<Vec<u8>> =
+            held.iter().map(|c| crdt::protocol::encode(&WireChange::from(*c))).collect();
+        let held_schema = sender.map_or(self.inner.schema.version(), |s| s.schema_version);
 
-        // One round trip for every write that needs nothing read: rows, cells (RETURNING says
-        // which ones changed, by their seq, which is their index in `candidates`), the
-        // re-read of `may_reread`, and the sender's cursor.
-        let (_, changed, reread, _, _) = tokio::try_join!(
+        // One round trip for every write that needs nothing read: reclaimed rows dropped
+        // first, then rows, cells (RETURNING says which ones changed, by their seq, which is
+        // their index in `candidates`), the re-read of `may_reread`, the sender's cursor and
+        // audit anchor, the quarantine, the held changes and the property's usage.
+        let (_, _, changed, reread, _, _, _, _) = tokio::try_join!(
             biased;
+            async {
+                if reclaimed.is_empty() {
+                    return Ok(0);
+                }
+                let (t, k) = &reclaim_args;
+                tx.execute(&statements.reclaim, &[t, k]).await
+            },
             async {
                 if moved_rows.is_empty() {
                     return Ok(0);
@@ -724,14 +1072,62 @@ impl Store {
             },
             async {
                 let Some(set) = sender else { return Ok(0) };
-                tx.execute(&statements.peers, &[&set.site_id, &writer.node_id, &received]).await
+                tx.execute(
+                    &statements.peers,
+                    &[&set.site_id, &writer.node_id, &received, &anchor_seq, &anchor_hash],
+                )
+                .await
             },
             async {
-                let Some(v) = newer_schema else { return Ok(0) };
-                tx.execute(&statements.meta, &[&PUSHED_SCHEMA, &v.to_be_bytes().as_slice()])
-                    .await
+                if refused.is_empty() {
+                    return Ok(0);
+                }
+                let (site, t, k, cid, kind, reason, change) = &quarantine_args;
+                tx.execute(
+                    &statements.quarantine,
+                    &[
+                        &writer.property_id,
+                        &writer.node_id,
+                        site,
+                        t,
+                        k,
+                        cid,
+                        kind,
+                        reason,
+                        change,
+                        &QUARANTINE_KEEP,
+                    ],
+                )
+                .await
+            },
+            async {
+                if held_changes.is_empty() {
+                    return Ok(0);
+                }
+                tx.execute(
+                    &statements.held,
+                    &[&writer.property_id, &writer.node_id, &held_schema, &held_changes],
+                )
+                .await
+            },
+            async {
+                if new_rows == 0 {
+                    return Ok(0);
+                }
+                tx.execute(&statements.add_usage, &[&writer.property_id, &new_rows]).await
             },
         )?;
+        let mut kinds: Vec<(&'static str, u64)> = Vec::new();
+        for (_, why) in &refused {
+            match kinds.iter_mut().find(|(k, _)| *k == why.kind) {
+                Some((_, n)) => *n += 1,
+                None => kinds.push((why.kind, 1)),
+            }
+        }
+        let first_reason = refused
+            .first()
+            .map(|(c, why)| format!("{} {}: {}", c.table, hex::encode(&c.pk), why.reason))
+            .unwrap_or_default();
         let mut changed_cells: Vec<usize> = changed
             .iter()
             .map(|r| usize::try_from(r.get::<_, i32>(0)).unwrap_or(usize::MAX))
@@ -767,7 +1163,15 @@ impl Store {
                 },
             })
             .collect();
-        Ok(Written { received, applied: changed_cells.len() as u64, tail })
+        Ok(Written {
+            received,
+            applied: changed_cells.len() as u64,
+            quarantined: refused.len() as u64,
+            held: held.len() as u64,
+            kinds,
+            first_reason,
+            tail,
+        })
     }
 
     /// Brings the read tables in line with the rows a batch changed. A row new in this batch
@@ -901,12 +1305,74 @@ impl Store {
     }
 }
 
-fn forbidden(c: &Change, reason: &str) -> MergeError {
-    MergeError::Forbidden {
-        table: c.table.clone(),
-        pk: hex::encode(&c.pk),
-        reason: reason.to_string(),
+/// A packed key as a person reads it: `101` or `r1, 2026-12-24`.
+fn show_key(pk: &[u8]) -> String {
+    match crdt::unpack(pk) {
+        Ok(values) => values
+            .iter()
+            .map(|v| match v {
+                crdt::Value::Text(t) => t.chars().take(80).collect(),
+                crdt::Value::Integer(i) => i.to_string(),
+                other => format!("{other:?}").chars().take(80).collect(),
+            })
+            .collect::<Vec<String>>()
+            .join(", "),
+        Err(_) => format!("0x{}", hex::encode(&pk[..pk.len().min(64)])),
     }
+}
+
+/// A refused change as the quarantine keeps it: everything but the value, of which a
+/// preview (`QUARANTINE_PREVIEW` bytes) and its size.
+fn quarantine_json(c: &Change) -> String {
+    let (preview, bytes) = match &c.val {
+        Value::Null => (Json::Null, 0),
+        Value::Integer(i) => (Json::from(*i), 8),
+        Value::Real(f) => (Json::from(*f), 8),
+        Value::Text(t) => {
+            let mut end = t.len().min(QUARANTINE_PREVIEW);
+            while !t.is_char_boundary(end) {
+                end -= 1;
+            }
+            (Json::from(&t[..end]), t.len())
+        }
+        Value::Blob(b) => {
+            (Json::from(hex::encode(&b[..b.len().min(QUARANTINE_PREVIEW / 2)])), b.len())
+        }
+    };
+    serde_json::json!({
+        "table": c.table.chars().take(80).collect::<String>(),
+        "pk": show_key(&c.pk),
+        "cid": c.cid.chars().take(80).collect::<String>(),
+        "val": preview,
+        "val_bytes": bytes,
+        "col_version": c.col_version,
+        "db_version": c.db_version,
+        "cl": c.cl,
+        "seq": c.seq,
+        "site_id": hex::encode(&c.site_id),
+    })
+    .to_string()
+}
+
+/// The newest entry (seq, hash) of the audit-log rows a batch writes.
+fn audit_anchor(
+    changes: &[&Change],
+    row_of: &[usize],
+    rows: &[RowPlan<'_>],
+) -> Option<(i64, String)> {
+    let mut per_row: HashMap<usize, (Option<i64>, Option<String>)> = HashMap::new();
+    for (c, &r) in changes.iter().zip(row_of) {
+        if rows[r].tbl != "audit_log" || rows[r].refused.is_some() {
+            continue;
+        }
+        let entry = per_row.entry(r).or_default();
+        match (c.cid.as_str(), &c.val) {
+            ("seq", Value::Integer(seq)) => entry.0 = Some(*seq),
+            ("hash", Value::Text(hash)) => entry.1 = Some(hash.clone()),
+            _ => {}
+        }
+    }
+    per_row.into_values().filter_map(|(seq, hash)| Some((seq?, hash?))).max_by_key(|(seq, _)| *seq)
 }
 
 const PULL_WHERE: &str = "FROM sync_cells c JOIN sync_rows r ON r.tbl = c.tbl AND r.pk = c.pk

@@ -436,7 +436,8 @@ async fn sync_calls_need_a_valid_credential_and_a_revoked_node_is_refused_and_au
 }
 
 #[tokio::test]
-async fn a_push_is_merged_for_its_own_property_and_refused_whole_and_audited_for_another() {
+async fn a_push_is_merged_for_its_own_property_and_another_propertys_change_quarantined_and_audited()
+ {
     let mut hub = Hub::new().await;
     hub.serve(&[]).await;
     let client = pinned_client(&fingerprint(&hub.token(P1).await));
@@ -475,7 +476,8 @@ async fn a_push_is_merged_for_its_own_property_and_refused_whole_and_audited_for
     // A does not get its own change back.
     assert!(pull(&client, &hub, &a.credential, 0, 0).await.batch.changes.is_empty());
 
-    // Another property's row: refused whole, nothing applied, audited.
+    // Another property's row rides with one of A's own: the bad change is quarantined with
+    // its reason, A's change is merged, A's cursor moves on, and the refusal is audited.
     let foreign = Batch {
         site_id: site_a.to_vec(),
         schema_version: 2,
@@ -484,16 +486,28 @@ async fn a_push_is_merged_for_its_own_property_and_refused_whole_and_audited_for
         changes: vec![property_name_change(P1, site_a, 2), property_name_change(P2, site_a, 2)],
     };
     let resp = push(&client, &hub, &a.credential, &foreign).await;
-    let (status, body) = json_of(resp).await;
-    assert_eq!((status, error_code(&body)), (403, "forbidden_change"), "{body}");
-    assert_eq!(body["error"]["details"]["table"], "properties");
+    assert_eq!(resp.status().as_u16(), 200);
+    let ack: PushAck = resp.json().await.expect("PushAck");
+    assert_eq!((ack.received, ack.applied, ack.quarantined), (2, 1, 1), "{ack:?}");
     let db = pg(&hub.db.url).await;
-    let name: String = db
-        .query_one("SELECT name FROM replica.properties WHERE id = $1", &[&P1])
+    let names: Vec<String> = db
+        .query("SELECT id FROM replica.properties ORDER BY id", &[])
         .await
-        .expect("row")
-        .get(0);
-    assert_eq!(name, "Hotel 1", "nothing of the refused batch was applied");
+        .expect("rows")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, vec![P1.to_string()], "nothing of P2 was stored");
+    let (kind, reason): (String, String) = db
+        .query_one(
+            "SELECT kind, reason FROM sync_quarantine WHERE node_id = $1 AND tbl = 'properties'",
+            &[&a.node_id],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .expect("one quarantined change");
+    assert_eq!(kind, "other_property");
+    assert!(reason.contains("own property"), "{reason}");
     let refused = db
         .query_one(
             "SELECT details::text FROM hub_audit WHERE event = 'push_refused' AND node_id = $1",
@@ -501,7 +515,7 @@ async fn a_push_is_merged_for_its_own_property_and_refused_whole_and_audited_for
         )
         .await
         .expect("one push_refused audit row");
-    assert!(refused.get::<_, String>(0).contains("properties"));
+    assert!(refused.get::<_, String>(0).contains("quarantined"));
 
     // A batch of another site's changes from A: refused.
     let wrong_site = Batch { site_id: site_b.to_vec(), ..own.clone() };
@@ -540,10 +554,14 @@ async fn a_push_is_merged_for_its_own_property_and_refused_whole_and_audited_for
 
     let metrics = client.get(hub.url("/metrics")).send().await.expect("m").text().await.expect("t");
     assert!(
-        metrics.contains("stayos_hub_refused_total{reason=\"forbidden_change\"} 1"),
+        metrics.contains("stayos_hub_quarantined_total{kind=\"other_property\"} 1"),
         "{metrics}"
     );
     assert!(metrics.contains("stayos_hub_push_batches_total{result=\"ok\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("stayos_hub_push_batches_total{result=\"partly_quarantined\"} 1"),
+        "{metrics}"
+    );
     assert!(hub.terminate().await.1);
 }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use cloud_sync::db;
 use cloud_sync::schema::{HubSchema, PgType, Table};
-use cloud_sync::store::{MergeError, Store, Writer, project_value};
+use cloud_sync::store::{Store, Writer, project_value};
 use cloud_sync::value;
 use common::TestDb;
 use crdt::protocol::Scopes;
@@ -29,7 +29,8 @@ const DDL: &str = "
         qty   INTEGER DEFAULT 0,
         price REAL,
         data  BLOB,
-        note  DEFAULT 'n'
+        note  DEFAULT 'n',
+        property_id TEXT NOT NULL DEFAULT 'P1'
     );
     CREATE TABLE links (
         a TEXT NOT NULL,
@@ -38,7 +39,8 @@ const DDL: &str = "
         w TEXT DEFAULT 'x',
         PRIMARY KEY (a, b)
     );";
-const SCOPES: &str = "[tables]\nitems = \"property\"\nlinks = \"chain\"\n";
+const SCOPES: &str =
+    "[tables]\nitems = \"property\"\nlinks = \"chain\"\n[owners]\nitems = \"property_id\"\n";
 const PROPERTY: &str = "P1";
 
 /// The test tables: name, key values per key slot, non-key columns.
@@ -62,6 +64,13 @@ fn key_columns(table: usize) -> &'static [&'static str] {
     if table == 0 { &["id"] } else { &["a", "b"] }
 }
 
+/// Every non-key column, in table order: what the states compare (`items.property_id` is
+/// written only by its default, the writer's property, as an edge writes it).
+fn state_columns(table: usize) -> &'static [&'static str] {
+    if table == 0 { &["name", "qty", "price", "data", "note", "property_id"] } else { &["v", "w"] }
+}
+
+/// The columns the random writes set.
 fn value_columns(table: usize) -> &'static [&'static str] {
     if table == 0 { &["name", "qty", "price", "data", "note"] } else { &["v", "w"] }
 }
@@ -250,7 +259,7 @@ fn crdt_state(conn: &Connection, schema: &HubSchema) -> State {
         let t = table_name(table);
         let hub_table = schema.table(t).expect("hub table");
         let kc = key_columns(table);
-        let cols = value_columns(table);
+        let cols = state_columns(table);
         let mut stmt = conn
             .prepare(&format!("SELECT {}, clock FROM {t}__crdt_clock", kc.join(", ")))
             .expect("clocks");
@@ -363,7 +372,7 @@ async fn read_table(
                 .unwrap_or(Value::Null);
                 if table.key.contains(&i) {
                     key.push((table.key.iter().position(|&k| k == i), v));
-                } else if value_columns(index).contains(&column.name.as_str()) {
+                } else if state_columns(index).contains(&column.name.as_str()) {
                     values.insert(column.name.clone(), v);
                 }
             }
@@ -465,6 +474,15 @@ async fn check_case(pool: &db::Pool, ops: &[Op], seed: u64, import_too: bool, ca
     }
     let sets: Vec<Changeset> =
         sites.iter().map(|(c, _)| crdt::changeset_since(c, 0, None).expect("changes")).collect();
+    // What each site pushes: its own writes (the edge's push), never what it merged from the
+    // others, which the hub refuses as written in another site's name.
+    let own: Vec<Changeset> = sets
+        .iter()
+        .map(|s| Changeset {
+            changes: s.changes.iter().filter(|c| c.site_id == s.site_id).cloned().collect(),
+            ..s.clone()
+        })
+        .collect();
 
     // The reference: a fresh crdt replica merges every site's changeset.
     let (reference, reference_replica) = replica(9);
@@ -475,16 +493,17 @@ async fn check_case(pool: &db::Pool, ops: &[Op], seed: u64, import_too: bool, ca
 
     // The hub: whole-version batches of every site, shuffled, some pushed twice.
     let store = &fresh_hub(pool, tail_capacity).await;
-    let mut pushes: Vec<Changeset> = sets.iter().flat_map(|s| batches(s, &mut rng)).collect();
+    let mut pushes: Vec<Changeset> = own.iter().flat_map(|s| batches(s, &mut rng)).collect();
     let again: Vec<Changeset> = pushes.iter().filter(|_| rng.random_bool(0.3)).cloned().collect();
     pushes.extend(again);
     pushes.shuffle(&mut rng);
     for set in &pushes {
-        store.push(&writer(), set).await.expect("push");
+        let ack = store.push(&writer(), set).await.expect("push");
+        assert_eq!(ack.quarantined, 0, "an honest site's writes are never refused");
     }
     // Then each site resumes from where the hub's cursor stands, as the sync agent does:
     // batches at or before it are replays, the rest close the gaps.
-    for set in &sets {
+    for set in &own {
         for batch in batches(set, &mut rng) {
             let received = store.received(&set.site_id).await.expect("received");
             let ack = store.push(&writer(), &batch).await.expect("push");
@@ -498,7 +517,8 @@ async fn check_case(pool: &db::Pool, ops: &[Op], seed: u64, import_too: bool, ca
         let mut all: Vec<Change> = sets.iter().flat_map(|s| s.changes.clone()).collect();
         all.shuffle(&mut rng);
         for group in all.chunks(rng.random_range(1..8)) {
-            store.import(&writer(), group).await.expect("import");
+            let ack = store.import(&writer(), group).await.expect("import");
+            assert_eq!(ack.quarantined, 0, "a file of relayed writes is never refused");
         }
     }
     for set in &sets {
@@ -576,14 +596,24 @@ const RULES_DDL: &str = "
         status      TEXT NOT NULL DEFAULT 'clean'
     );
     CREATE TABLE staff (id TEXT PRIMARY KEY NOT NULL, password_hash TEXT);
-    CREATE TABLE guests (id TEXT PRIMARY KEY NOT NULL, name TEXT);";
+    CREATE TABLE guests (id TEXT PRIMARY KEY NOT NULL, name TEXT,
+                         property_id TEXT NOT NULL DEFAULT '');
+    CREATE TABLE room_nights (
+        room_id TEXT NOT NULL,
+        night   TEXT NOT NULL,
+        status  TEXT NOT NULL DEFAULT 'free',
+        PRIMARY KEY (room_id, night)
+    );";
 const RULES_SCOPES: &str = "[tables]\nproperties = \"property\"\nrooms = \"property\"\n\
-    staff = \"node\"\nguests = \"chain\"\n";
+    staff = \"node\"\nguests = \"chain\"\nroom_nights = \"property\"\n";
+const RULES_OWNERS: &str = "[owners]\nproperties = \"id\"\nrooms = \"property_id\"\n\
+    room_nights = \"room_id -> rooms\"\n";
 const SITE_A: [u8; 16] = [0xA; 16];
 const SITE_B: [u8; 16] = [0xB; 16];
 
 fn rules_schema(extra_ddl: &str, extra_scopes: &str) -> HubSchema {
-    let scopes = Scopes::parse(&format!("{RULES_SCOPES}{extra_scopes}")).expect("scopes");
+    let scopes =
+        Scopes::parse(&format!("{RULES_SCOPES}{extra_scopes}{RULES_OWNERS}")).expect("scopes");
     HubSchema::from_sqlite(&format!("{RULES_DDL}{extra_ddl}"), &scopes).expect("schema")
 }
 
@@ -620,8 +650,22 @@ async fn query_texts(store: &Store, sql: &str) -> Vec<String> {
     client.query(sql, &[]).await.expect("query").iter().map(|r| r.get(0)).collect()
 }
 
+async fn quarantined(store: &Store, property: &str) -> Vec<(String, String)> {
+    let client = store.pool().get().await.expect("connection");
+    client
+        .query(
+            "SELECT kind, reason FROM sync_quarantine WHERE property_id = $1 ORDER BY id",
+            &[&property],
+        )
+        .await
+        .expect("quarantine")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
 #[tokio::test]
-async fn a_change_another_property_may_not_make_refuses_the_whole_batch() {
+async fn a_change_another_property_may_not_make_is_quarantined_and_the_rest_is_merged() {
     let db = TestDb::create().await;
     let store = rules_hub(&db).await;
     let room = |id: &str, cid: &str, val: &str, site, v| change("rooms", id, cid, val, site, v);
@@ -631,40 +675,51 @@ async fn a_change_another_property_may_not_make_refuses_the_whole_batch() {
         .expect("P1 creates its room");
 
     let refusals = [
-        (
-            // A new row of its own, then a change to P1's row: nothing of it is kept.
-            vec![
-                room("r2", "property_id", "P2", SITE_B, 1),
-                room("r1", "status", "dirty", SITE_B, 1),
-            ],
-            "another property",
-        ),
-        (vec![room("r3", "property_id", "P1", SITE_B, 1)], "property_id"),
-        (vec![change("staff", "s1", "password_hash", "x", SITE_B, 1)], "kept on the node"),
-        (vec![change("properties", "P1", "name", "Mine now", SITE_B, 1)], "own property"),
+        (room("r1", "status", "dirty", SITE_B, 1), "belongs to property P1"),
+        (room("r3", "property_id", "P1", SITE_B, 1), "property_id"),
+        (change("staff", "s1", "password_hash", "x", SITE_B, 1), "kept on the node"),
+        (change("properties", "P1", "name", "Mine now", SITE_B, 1), "own property"),
     ];
-    for (changes, reason) in refusals {
-        match store.push(&node("P2"), &batch(SITE_B, 0, 1, changes)).await {
-            Err(MergeError::Forbidden { reason: r, .. }) => {
-                assert!(r.contains(reason), "{r:?} should say {reason:?}");
-            }
-            other => panic!("expected a refusal ({reason}), got {other:?}"),
-        }
+    for (i, (bad, reason)) in refusals.into_iter().enumerate() {
+        let v = i as i64 + 1;
+        // Each bad change rides with a good one of P2's own: the good one is merged, the
+        // cursor moves past both, and the bad one waits in the quarantine with its reason.
+        let own = room(&format!("p2-{v}"), "property_id", "P2", SITE_B, v);
+        let ack = store
+            .push(&node("P2"), &batch(SITE_B, v - 1, v, vec![bad, own]))
+            .await
+            .expect("the batch is answered");
+        assert_eq!((ack.received, ack.applied, ack.quarantined), (v, 1, 1), "{reason}");
+        let (_, why) = quarantined(&store, "P2").await.pop().expect("quarantined");
+        assert!(why.contains(reason), "{why:?} should say {reason:?}");
     }
-    assert_eq!(query_texts(&store, "SELECT id FROM replica.rooms").await, vec!["r1"]);
     assert_eq!(
-        query_texts(&store, "SELECT status FROM replica.rooms").await,
-        vec!["clean"],
-        "the refused batch left P1's room alone"
+        query_texts(&store, "SELECT id FROM replica.rooms ORDER BY id").await,
+        vec!["p2-1", "p2-2", "p2-3", "p2-4", "r1"]
     );
-    assert_eq!(store.received(&SITE_B).await.expect("received"), 0);
+    assert_eq!(
+        query_texts(&store, "SELECT status FROM replica.rooms WHERE id = 'r1'").await,
+        vec!["clean"],
+        "P1's room was left alone"
+    );
+    assert!(
+        store
+            .pull("P1", None, 0, 100)
+            .await
+            .expect("pull")
+            .batch
+            .changes
+            .iter()
+            .all(|c| c.site_id == SITE_A),
+        "nothing P2 tried on P1's rows reaches P1's nodes"
+    );
 
     // Chain-level rows are anyone's to edit.
     let guest = |val: &str, site, v| change("guests", "g1", "name", val, site, v);
     store.push(&node("P1"), &batch(SITE_A, 1, 2, vec![guest("Ann", SITE_A, 2)])).await.expect("P1");
-    let mut edit = guest("Anne", SITE_B, 1);
+    let mut edit = guest("Anne", SITE_B, 5);
     edit.col_version = 2;
-    store.push(&node("P2"), &batch(SITE_B, 0, 1, vec![edit])).await.expect("P2 edits a guest");
+    store.push(&node("P2"), &batch(SITE_B, 4, 5, vec![edit])).await.expect("P2 edits a guest");
     assert_eq!(query_texts(&store, "SELECT name FROM replica.guests").await, vec!["Anne"]);
 }
 
@@ -791,7 +846,7 @@ async fn pulls_before_the_remembered_versions_or_across_another_process_merge_st
 }
 
 #[tokio::test]
-async fn a_table_of_a_newer_schema_is_kept_pulled_and_projected_once_the_hub_knows_it() {
+async fn a_table_of_a_newer_schema_is_held_never_relayed_and_merged_once_the_hub_knows_it() {
     let db = TestDb::create().await;
     let store = rules_hub(&db).await;
     let mut newer = batch(
@@ -801,31 +856,48 @@ async fn a_table_of_a_newer_schema_is_kept_pulled_and_projected_once_the_hub_kno
         vec![
             change("minibars", "m1", "brand", "Acme", SITE_A, 1),
             change("rooms", "r1", "floor", "3", SITE_A, 1),
+            change("rooms", "r1", "status", "clean", SITE_A, 1),
         ],
     );
     newer.schema_version = 2;
-    let ack = store.push(&node("P1"), &newer).await.expect("a newer schema's changes are kept");
-    assert_eq!(ack.applied, 2);
-    assert_eq!(store.schema_version(), 2);
+    let ack = store.push(&node("P1"), &newer).await.expect("a newer schema's changes are held");
+    assert_eq!((ack.received, ack.applied, ack.held, ack.quarantined), (1, 1, 2, 0));
+    assert_eq!(store.schema_version(), 1, "the hub relays only the schema it knows");
     let pull = store.pull("P1", None, 0, 100).await.expect("pull");
-    assert_eq!(pull.batch.schema_version, 2, "the pulling node holds what it cannot apply yet");
-    assert_eq!(pull.batch.changes.len(), 2);
-    assert_eq!(pull.batch.changes[0].table, "minibars");
+    assert_eq!(pull.batch.schema_version, 1);
+    assert_eq!(pull.batch.changes.len(), 1, "held changes are never relayed");
+    assert_eq!(pull.batch.changes[0].cid, "status");
 
-    // Rows of an unknown table are owned like a property's.
-    let theirs = batch(SITE_B, 0, 1, vec![change("minibars", "m1", "brand", "Other", SITE_B, 1)]);
-    assert!(matches!(store.push(&node("P2"), &theirs).await, Err(MergeError::Forbidden { .. })));
+    // The same unknown table from a node of the hub's own schema is refused, not held.
+    let theirs = batch(SITE_B, 0, 1, vec![change("minibars", "m2", "brand", "Other", SITE_B, 1)]);
+    let ack = store.push(&node("P2"), &theirs).await.expect("answered");
+    assert_eq!((ack.received, ack.quarantined, ack.held), (1, 1, 0));
+    assert_eq!(quarantined(&store, "P2").await[0].0, "unknown_table");
 
-    // A hub that learns the newer schema projects what it kept; migrating is idempotent.
-    let schema2 = rules_schema(
-        "CREATE TABLE minibars (id TEXT PRIMARY KEY NOT NULL, brand TEXT);
-         ALTER TABLE rooms ADD COLUMN floor INTEGER;",
-        "minibars = \"property\"\n",
-    );
+    // A hub upgraded to the newer schema merges what it held when it opens; migrating and
+    // opening again are idempotent.
+    let schema2 = {
+        let scopes = Scopes::parse(&format!(
+            "{RULES_SCOPES}minibars = \"property\"\n{RULES_OWNERS}minibars = \"property_id\"\n"
+        ))
+        .expect("scopes");
+        HubSchema::from_sqlite(
+            &format!(
+                "{RULES_DDL}CREATE TABLE minibars (id TEXT PRIMARY KEY NOT NULL, brand TEXT,
+                    property_id TEXT NOT NULL DEFAULT '');
+                 ALTER TABLE rooms ADD COLUMN floor INTEGER;"
+            ),
+            &scopes,
+        )
+        .expect("schema")
+        .with_version(2)
+    };
     for _ in 0..2 {
         db::migrate_with(store.pool(), &schema2).await.expect("migrate");
+        Store::open(store.pool().clone(), schema2.clone()).await.expect("open merges what it held");
     }
     assert_eq!(query_texts(&store, "SELECT brand FROM replica.minibars").await, vec!["Acme"]);
+    assert_eq!(query_texts(&store, "SELECT count(*)::text FROM sync_held").await, vec!["0"]);
     assert_eq!(
         query_texts(
             &store,
@@ -838,7 +910,7 @@ async fn a_table_of_a_newer_schema_is_kept_pulled_and_projected_once_the_hub_kno
 }
 
 #[tokio::test]
-async fn invalid_changes_are_refused_with_their_index_and_nothing_is_applied() {
+async fn invalid_changes_are_quarantined_with_their_reason_and_the_rest_is_merged() {
     let db = TestDb::create().await;
     let store = rules_hub(&db).await;
     let good = change("rooms", "r1", "status", "clean", SITE_A, 1);
@@ -846,13 +918,142 @@ async fn invalid_changes_are_refused_with_their_index_and_nothing_is_applied() {
     short_site.site_id = vec![1, 2];
     let mut no_cl = good.clone();
     no_cl.cl = 0;
+    let mut poisoned = good.clone();
+    poisoned.col_version = i64::MAX;
     let mut bad_pk = good.clone();
     bad_pk.pk = vec![2, 0x0B, 1, b'x'];
     let mut bad_name = good.clone();
     bad_name.cid = "status; DROP TABLE x".into();
-    for bad in [short_site, no_cl, bad_pk, bad_name] {
-        let result = store.push(&node("P1"), &batch(SITE_A, 0, 1, vec![good.clone(), bad])).await;
-        assert!(matches!(result, Err(MergeError::Invalid { index: 1, .. })), "{result:?}");
+    let mut unknown = good.clone();
+    unknown.cid = "zz".into();
+    let mut forged = good.clone();
+    forged.site_id = SITE_B.to_vec();
+    let cases = [
+        (short_site, "site_id"),
+        (no_cl, "cl 0"),
+        (poisoned, "col_version"),
+        (bad_pk, "pk"),
+        (bad_name, "identifier"),
+        (unknown, "no column zz"),
+        (forged, "names site"),
+    ];
+    for (v, (bad, reason)) in (1..).zip(cases) {
+        let ack = store
+            .push(&node("P1"), &batch(SITE_A, v - 1, v, vec![bad, good.clone()]))
+            .await
+            .expect("answered");
+        assert_eq!((ack.received, ack.quarantined), (v, 1), "{reason}");
+        let (_, why) = quarantined(&store, "P1").await.pop().expect("quarantined");
+        assert!(why.contains(reason), "{why:?} should say {reason:?}");
     }
-    assert!(query_texts(&store, "SELECT id FROM replica.rooms").await.is_empty());
+    assert_eq!(query_texts(&store, "SELECT status FROM replica.rooms").await, vec!["clean"]);
+    let pulled = store.pull("P2", None, 0, 100).await.expect("pull").batch.changes;
+    assert!(pulled.is_empty(), "another property is sent nothing of it");
+    let pulled = store.pull("P1", Some(&SITE_B), 0, 100).await.expect("pull").batch.changes;
+    assert!(pulled.iter().all(|c| c.cid == "status" && c.col_version == 1), "{pulled:?}");
+}
+
+fn night(room: &str, night: &str, status: &str, site: [u8; 16], db_version: i64) -> Change {
+    Change {
+        pk: pk(&[Value::Text(room.into()), Value::Text(night.into())]),
+        ..change("room_nights", "", "status", status, site, db_version)
+    }
+}
+
+/// A room night belongs to its room's property, whoever writes it first: a node that knows
+/// another property's room ids cannot claim its nights, and nights claimed so before this
+/// rule (stored under the claimer's property) return to the room's property at its next
+/// write.
+#[tokio::test]
+async fn rows_keyed_by_a_parent_belong_to_the_parents_property_not_to_their_first_writer() {
+    let db = TestDb::create().await;
+    let store = rules_hub(&db).await;
+    let room = |id: &str, p: &str, site, v| change("rooms", id, "property_id", p, site, v);
+    store
+        .push(&node("P1"), &batch(SITE_A, 0, 1, vec![room("r1", "P1", SITE_A, 1)]))
+        .await
+        .expect("r1");
+
+    // P2 tries P1's nights, and one of a room nobody has; its own room and night, in the
+    // same batch, are merged.
+    let ack = store
+        .push(
+            &node("P2"),
+            &batch(
+                SITE_B,
+                0,
+                1,
+                vec![
+                    night("r1", "2026-12-24", "sold", SITE_B, 1),
+                    night("r-none", "2026-12-24", "sold", SITE_B, 1),
+                    room("r2", "P2", SITE_B, 1),
+                    night("r2", "2026-12-24", "sold", SITE_B, 1),
+                ],
+            ),
+        )
+        .await
+        .expect("answered");
+    assert_eq!((ack.received, ack.applied, ack.quarantined), (1, 2, 2));
+    let reasons: Vec<String> =
+        quarantined(&store, "P2").await.into_iter().map(|(_, r)| r).collect();
+    assert!(
+        reasons[0].contains("belongs to property P1, the property of its rooms row"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].contains("references rooms r-none which the hub does not hold"),
+        "{reasons:?}"
+    );
+
+    // The night P2 tried is still P1's to write.
+    let ack = store
+        .push(&node("P1"), &batch(SITE_A, 1, 2, vec![night("r1", "2026-12-24", "sold", SITE_A, 2)]))
+        .await
+        .expect("P1's night");
+    assert_eq!((ack.applied, ack.quarantined), (1, 0));
+
+    // A night a node of P2 claimed before ownership was derived: stored under P2.
+    let claimed = pk(&[Value::Text("r1".into()), Value::Text("2026-12-25".into())]);
+    let client = store.pool().get().await.expect("connection");
+    client
+        .execute(
+            "INSERT INTO sync_rows (tbl, pk, scope, cl) VALUES ('room_nights', $1, 'P2', 1)",
+            &[&claimed],
+        )
+        .await
+        .expect("claim");
+    client
+        .execute(
+            "INSERT INTO sync_cells (tbl, pk, cid, val, col_version, cl, site_id, scope, version, seq)
+             VALUES ('room_nights', $1, 'status', $2, 9, 1, $3, 'P2', 0, 0)",
+            &[&claimed, &value::encode(&Value::Text("blocked".into())), &SITE_B.as_slice()],
+        )
+        .await
+        .expect("claim");
+    drop(client);
+    let ack = store
+        .push(&node("P1"), &batch(SITE_A, 2, 3, vec![night("r1", "2026-12-25", "sold", SITE_A, 3)]))
+        .await
+        .expect("P1 writes its night");
+    assert_eq!((ack.applied, ack.quarantined), (1, 0), "P1's write wins over the claim's clock");
+    let client = store.pool().get().await.expect("connection");
+    let row = client
+        .query_one(
+            "SELECT r.scope, c.val, c.col_version FROM sync_rows r JOIN sync_cells c
+               ON c.tbl = r.tbl AND c.pk = r.pk AND c.cid = 'status'
+             WHERE r.tbl = 'room_nights' AND r.pk = $1",
+            &[&claimed],
+        )
+        .await
+        .expect("the night");
+    assert_eq!(row.get::<_, String>(0), "P1", "the night is its room's property's again");
+    assert_eq!(value::decode(row.get(1)).expect("value"), Value::Text("sold".into()));
+    assert_eq!(row.get::<_, i64>(2), 1, "the claim's clock is gone with it");
+    let p1 = store.pull("P1", Some(&SITE_A), 0, 100).await.expect("pull").batch.changes;
+    assert!(p1.is_empty(), "P1's nodes are sent nothing P2 wrote: {p1:?}");
+    let p2 = store.pull("P2", Some(&SITE_B), 0, 100).await.expect("pull").batch.changes;
+    assert!(
+        p2.iter().all(|c| c.table == "rooms" || c.pk != claimed),
+        "P2's nodes no longer see the night"
+    );
 }

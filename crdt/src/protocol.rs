@@ -175,6 +175,17 @@ pub struct Hello {
     pub received: i64,
     /// The hub's newest version.
     pub head: i64,
+    /// The newest entry of the node's own audit log the hub has stored: the node checks its
+    /// chain still reaches it, so deleting the newest entries is detected.
+    #[serde(default)]
+    pub audit_anchor: Option<AuditAnchor>,
+}
+
+/// An audit-log entry a node's chain must still hold: its `seq` and `hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditAnchor {
+    pub seq: i64,
+    pub hash: String,
 }
 
 /// `POST /v1/sync/push` answer: the node's version up to which the hub has durably stored
@@ -184,6 +195,13 @@ pub struct PushAck {
     pub received: i64,
     pub applied: u64,
     pub ignored: u64,
+    /// Changes the hub refused and keeps in its quarantine with their reasons (the rest of
+    /// the batch was merged, and `received` moved past them).
+    #[serde(default)]
+    pub quarantined: u64,
+    /// Changes of a newer edge schema than the hub's, kept until the hub is upgraded.
+    #[serde(default)]
+    pub held: u64,
 }
 
 /// `POST /v1/enroll` body.

@@ -15,6 +15,8 @@ pub const PUSH_BATCHES: &str = "stayos_hub_push_batches_total";
 pub const HEAD_VERSION: &str = "stayos_hub_head_version";
 pub const NODES_CONNECTED: &str = "stayos_hub_nodes_connected";
 pub const REFUSED: &str = "stayos_hub_refused_total";
+/// Changes quarantined, by kind (`screen::Refusal::kind`); recorded by the store.
+pub const QUARANTINED: &str = "stayos_hub_quarantined_total";
 
 /// The process-wide recorder. `metrics` has one global recorder per process, so every server
 /// started in this process shares it.
@@ -50,8 +52,15 @@ fn describe() {
     ::metrics::describe_gauge!(HEAD_VERSION, "the hub's last committed merge version");
     ::metrics::describe_gauge!(NODES_CONNECTED, "nodes waiting in a long-poll pull right now");
     ::metrics::describe_counter!(REFUSED, "requests refused, by reason");
+    ::metrics::describe_counter!(
+        QUARANTINED,
+        "changes refused and kept in the quarantine with their reason, by kind"
+    );
     ::metrics::counter!(CHANGES_MERGED).increment(0);
-    for result in ["ok", "forbidden", "invalid", "error"] {
+    for kind in crate::screen::KINDS {
+        ::metrics::counter!(QUARANTINED, "kind" => *kind).increment(0);
+    }
+    for result in ["ok", "partly_quarantined", "forbidden", "invalid", "quota_exceeded", "error"] {
         ::metrics::counter!(PUSH_BATCHES, "result" => result).increment(0);
     }
     ::metrics::gauge!(NODES_CONNECTED).set(0.0);

@@ -31,6 +31,7 @@ pub async fn hello(
     AuthNode(node): AuthNode,
 ) -> Result<Json<Hello>, ApiError> {
     let received = state.store.received(&node.site_id).await?;
+    let audit_anchor = state.store.audit_anchor(&node.site_id).await?;
     Ok(Json(Hello {
         hub_site_id: hex::encode(state.store.hub_site_id()),
         schema_version: state.store.schema_version(),
@@ -38,6 +39,7 @@ pub async fn hello(
         property_id: node.property_id,
         received,
         head: state.store.head(),
+        audit_anchor,
     }))
 }
 
@@ -106,22 +108,29 @@ pub async fn push(
     let writer = Writer { property_id: node.property_id.clone(), node_id: Some(node.id.clone()) };
     match state.store.push(&writer, &batch.into()).await {
         Ok(ack) => {
-            metrics::push_batch("ok");
+            metrics::push_batch(if ack.quarantined > 0 { "partly_quarantined" } else { "ok" });
             metrics::merged(count);
+            if ack.quarantined > 0 {
+                // One audit row per batch, not per change: what a hostile node costs the
+                // hub's audit log is bounded by its push rate.
+                let details = json!({
+                    "reason": "quarantined",
+                    "quarantined": ack.quarantined,
+                    "merged": ack.applied,
+                });
+                audit_refusal(&state, &node, details).await;
+            }
             Ok(Json(ack))
         }
-        Err(MergeError::Forbidden { table, pk, reason }) => {
-            metrics::refused("forbidden_change");
-            metrics::push_batch("forbidden");
-            let details = json!({ "table": table, "pk": pk, "reason": reason });
-            audit_refusal(&state, &node, details.clone()).await;
-            tracing::warn!(node_id = %node.id, %table, %pk, %reason, "refused a push batch");
+        Err(err @ MergeError::QuotaExceeded { .. }) => {
+            metrics::refused("quota_exceeded");
+            metrics::push_batch("quota_exceeded");
+            tracing::warn!(node_id = %node.id, error = %err, "refused a push over the property's quota");
             Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden_change",
-                format!("{table} row {pk}: {reason}; nothing of this batch was applied"),
-            )
-            .with_details(details))
+                StatusCode::INSUFFICIENT_STORAGE,
+                "quota_exceeded",
+                format!("{err}; nothing of this batch was applied, the node keeps it"),
+            ))
         }
         Err(MergeError::Invalid { index, reason }) => {
             metrics::refused("invalid_change");

@@ -30,6 +30,7 @@ fn hello() -> Hello {
         property_id: "p1".into(),
         received: 0,
         head: 0,
+        audit_anchor: None,
     }
 }
 
