@@ -312,7 +312,7 @@ impl Manual {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn reordered_and_duplicated_batches_converge_and_foreign_or_revoked_pushes_are_refused() {
+async fn reordered_and_duplicated_batches_converge_and_foreign_changes_or_revoked_pushes_are_refused() {
     let hub = Hub::start_with(true).await;
     let a = manual_node(&hub).await;
     let b = manual_node(&hub).await;
@@ -348,7 +348,9 @@ async fn reordered_and_duplicated_batches_converge_and_foreign_or_revoked_pushes
     assert_eq!(cells, after, "resent batches add nothing");
     assert_property_converged(&pg, &a.data_dir, &a.property_id).await;
 
-    // A's credential cannot write B's rows: the whole batch is refused, and audited.
+    // A's credential cannot write B's rows: each of them is quarantined with its reason
+    // (chain-level rows, guests, are anyone's to write), the cursor moves on, and the
+    // refusal is audited.
     let foreign = b.batches(10_000).remove(0);
     let mut as_a = foreign.clone();
     let a_site = {
@@ -357,14 +359,29 @@ async fn reordered_and_duplicated_batches_converge_and_foreign_or_revoked_pushes
         crdt::site_id(&conn).expect("site")
     };
     as_a.site_id = a_site.clone();
+    for c in &mut as_a.changes {
+        c.site_id = a_site.clone();
+    }
+    as_a.since = received;
+    as_a.until = received + 1;
     let r = a.push(&hub, &as_a).await;
-    assert_eq!((r.status, r.code()), (403, "forbidden_change"), "{}", r.text);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body["quarantined"].as_u64().expect("quarantined") > 0, "{}", r.text);
+    assert_eq!(r.body["received"].as_i64(), Some(received + 1), "{}", r.text);
     let f = Some(("property_id", b.property_id.as_str()));
     assert!(hub_rows(&pg, "reservations", f).await.is_empty());
-    assert!(hub_rows(&pg, "rooms", f).await.is_empty(), "nothing of the refused batch is kept");
-    // Another node's site id in the batch is refused too.
+    assert!(hub_rows(&pg, "rooms", f).await.is_empty(), "nothing of B's property is kept");
+    let kinds: Vec<String> = pg
+        .query("SELECT DISTINCT kind FROM sync_quarantine WHERE property_id = $1", &[&a.property_id])
+        .await
+        .expect("quarantine")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(kinds, vec!["other_property".to_string()]);
+    // Another node's site id on the batch is refused whole.
     let r = a.push(&hub, &foreign).await;
-    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!((r.status, r.code()), (403, "wrong_site"), "{}", r.text);
     let audited: i64 = pg
         .query_one("SELECT count(*) FROM hub_audit WHERE property_id = $1", &[&a.property_id])
         .await
