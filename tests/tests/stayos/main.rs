@@ -10,6 +10,7 @@ mod cli;
 mod crsqlite_interop;
 mod demo;
 mod guests;
+mod hostile;
 mod housekeeping;
 mod http_layer;
 mod login;

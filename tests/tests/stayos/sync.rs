@@ -27,7 +27,7 @@ pub(crate) const PROPERTY_TABLES: &[&str] = &[
 ];
 
 /// A hotel enrolled with the hub, its first sync finished.
-async fn enrolled(hub: &Hub) -> Hotel {
+pub(crate) async fn enrolled(hub: &Hub) -> Hotel {
     let h = hotel().await;
     enroll_ok(hub, &h.node.data_dir, &h.node.property_id).await;
     settled(&h).await;
@@ -41,7 +41,7 @@ pub(crate) async fn status(h: &Hotel) -> Value {
 }
 
 /// Waits until the node's agent is online with nothing left to push.
-async fn settled(h: &Hotel) {
+pub(crate) async fn settled(h: &Hotel) {
     eventually(Duration::from_secs(30), "the node syncs and has nothing pending", || async {
         let s = status(h).await;
         (s["state"] == "online" && s["pending_push"] == 0).then_some(())
@@ -78,7 +78,7 @@ async fn converged(hub_db: &tokio_postgres::Client, h: &Hotel) -> bool {
     true
 }
 
-async fn new_guest(h: &Hotel, first: &str, last: &str) -> String {
+pub(crate) async fn new_guest(h: &Hotel, first: &str, last: &str) -> String {
     let r = h
         .post(
             "/guests",
@@ -253,14 +253,14 @@ async fn through_a_hub_outage_both_properties_keep_working_and_converge_with_one
 
 /// A node that is enrolled but not serving: the test plays its agent by hand, with the
 /// node's real credential and the changes of its real database.
-struct Manual {
-    data_dir: std::path::PathBuf,
-    property_id: String,
-    credential: String,
+pub(crate) struct Manual {
+    pub data_dir: std::path::PathBuf,
+    pub property_id: String,
+    pub credential: String,
     _seeded: tests::hub::SeededDir,
 }
 
-async fn manual_node(hub: &Hub) -> Manual {
+pub(crate) async fn manual_node(hub: &Hub) -> Manual {
     let seeded = tests::hub::seeded_dir(2).await;
     // A few more transactions after the seed's one, so the changes span several versions.
     let db = edge_node::db::Db::open(&seeded.data_dir, 1).expect("open");
@@ -297,7 +297,7 @@ impl Manual {
         tests::hub::outgoing_batches(&self.data_dir, rows)
     }
 
-    async fn push(&self, hub: &Hub, batch: &crdt::protocol::Batch) -> tests::Resp {
+    pub(crate) async fn push(&self, hub: &Hub, batch: &crdt::protocol::Batch) -> tests::Resp {
         let resp = reqwest::Client::new()
             .post(format!("{}/v1/sync/push", hub.url))
             .bearer_auth(&self.credential)
@@ -312,7 +312,8 @@ impl Manual {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn reordered_and_duplicated_batches_converge_and_foreign_changes_or_revoked_pushes_are_refused() {
+async fn reordered_and_duplicated_batches_converge_and_foreign_changes_or_revoked_pushes_are_refused()
+ {
     let hub = Hub::start_with(true).await;
     let a = manual_node(&hub).await;
     let b = manual_node(&hub).await;
@@ -372,7 +373,10 @@ async fn reordered_and_duplicated_batches_converge_and_foreign_changes_or_revoke
     assert!(hub_rows(&pg, "reservations", f).await.is_empty());
     assert!(hub_rows(&pg, "rooms", f).await.is_empty(), "nothing of B's property is kept");
     let kinds: Vec<String> = pg
-        .query("SELECT DISTINCT kind FROM sync_quarantine WHERE property_id = $1", &[&a.property_id])
+        .query(
+            "SELECT DISTINCT kind FROM sync_quarantine WHERE property_id = $1",
+            &[&a.property_id],
+        )
         .await
         .expect("quarantine")
         .iter()
