@@ -38,6 +38,10 @@ pub struct Principal {
 }
 
 impl Principal {
+    pub fn is_api_key(&self) -> bool {
+        matches!(self.kind, PrincipalKind::ApiKey { .. })
+    }
+
     pub fn actor(&self) -> Actor {
         match &self.kind {
             PrincipalKind::Staff { staff_id, .. } => Actor::Staff(staff_id.clone()),
@@ -156,6 +160,14 @@ async fn authenticate_api_key(key: &str, state: &AppState) -> Result<Principal, 
     let matches: bool = row.secret_hash.ct_eq(&presented).into();
     if !matches || row.revoked_at.is_some() {
         return Err(invalid());
+    }
+    if row.suspended {
+        // Only someone holding the real key gets here, so telling why is safe and useful.
+        return Err(ApiError::unauthorized(
+            "api_key_suspended",
+            "the API key is suspended: the person who created it is disabled; it works again \
+             if they are enabled, or ask a manager for a new key",
+        ));
     }
     let role = stored_role(&row.role, &format!("api key {key_id}"))?;
     let now = now_ms();

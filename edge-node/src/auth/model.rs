@@ -250,6 +250,9 @@ pub struct ApiKeyView {
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// The person who created the key is disabled: the key does not authenticate until they
+    /// are enabled again.
+    pub suspended: bool,
 }
 
 /// A new API key: `key` is shown this once and never again.

@@ -4,6 +4,19 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+/// Active (not disabled) owners at `property` other than `except`.
+pub fn other_active_owners(
+    conn: &Connection,
+    property: &str,
+    except: &str,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT count(*) FROM staff_properties sp JOIN staff s ON s.id = sp.staff_id
+         WHERE sp.property_id = ?1 AND s.id <> ?2 AND s.role = 'owner' AND s.disabled = 0",
+    )?
+    .query_row(params![property, except], |r| r.get(0))
+}
+
 /// A `staff` row.
 #[derive(Debug, Clone)]
 pub struct StaffRow {
@@ -414,10 +427,14 @@ pub struct ApiKeyRow {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The person who created the key is disabled (or gone): the key does not authenticate
+    /// until they are enabled again. Computed when read, never stored.
+    pub suspended: bool,
 }
 
-const API_KEY_COLUMNS: &str =
-    "id, name, role, secret_hash, created_by, properties, created_at, last_used_at, revoked_at";
+const API_KEY_COLUMNS: &str = "id, name, role, secret_hash, created_by, properties, created_at, \
+     last_used_at, revoked_at, NOT EXISTS (SELECT 1 FROM staff WHERE staff.id = api_keys.created_by \
+     AND staff.disabled = 0)";
 
 fn api_key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRow> {
     let properties: String = r.get(5)?;
@@ -431,6 +448,7 @@ fn api_key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRow> {
         created_at: r.get(6)?,
         last_used_at: r.get(7)?,
         revoked_at: r.get(8)?,
+        suspended: r.get(9)?,
     })
 }
 
@@ -476,6 +494,14 @@ pub fn revoke_api_key(conn: &Connection, id: &str, now: i64) -> rusqlite::Result
         .prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")?
         .execute(params![id, now])?;
     Ok(changed > 0)
+}
+
+/// Unrevoked keys made by `staff_id`.
+pub fn live_api_keys_created_by(conn: &Connection, staff_id: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT count(*) FROM api_keys WHERE created_by = ?1 AND revoked_at IS NULL",
+    )?
+    .query_row([staff_id], |r| r.get(0))
 }
 
 pub fn touch_api_key(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {
