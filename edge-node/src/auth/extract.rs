@@ -165,8 +165,9 @@ async fn authenticate_api_key(key: &str, state: &AppState) -> Result<Principal, 
         // Only someone holding the real key gets here, so telling why is safe and useful.
         return Err(ApiError::unauthorized(
             "api_key_suspended",
-            "the API key is suspended: the person who created it is disabled; it works again \
-             if they are enabled, or ask a manager for a new key",
+            "the API key is suspended: the person who created it is disabled or no longer holds \
+             a role that may grant the key's; it works again when they do, or ask a manager for \
+             a new key",
         ));
     }
     let role = stored_role(&row.role, &format!("api key {key_id}"))?;

@@ -49,6 +49,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(disable_staff))
         .routes(routes!(enable_staff))
         .routes(routes!(unlock_staff))
+        .routes(routes!(update_staff))
 }
 
 impl From<PasswordError> for ApiError {
@@ -1193,7 +1194,7 @@ async fn set_staff_disabled(
             }
             let role = stored_role(&staff.role, &format!("staff {id}"))?;
             check_manageable(&principal, role)?;
-            if disabled && role == Role::Owner {
+            if disabled && role == Role::Owner && !staff.disabled {
                 ensure_owner_remains(tx, &id, &props)?;
             }
             store::set_disabled(tx, &id, disabled, now)?;
@@ -1287,6 +1288,110 @@ async fn unlock_staff(
                 now,
             )?;
             Ok((staff, props))
+        })
+        .await?;
+    Ok(Json(staff_view(row, props)?))
+}
+
+/// Change a staff account's role or properties (owners, managers). The caller must be able
+/// to manage the account's current role and grant the new one, and may add or remove only
+/// properties they belong to. Refused with 409 `last_owner` when a property would be left
+/// without an active owner.
+#[utoipa::path(patch, path = "/staff/{id}", tag = "staff", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Staff account id")),
+    request_body = UpdateStaffRequest,
+    responses(
+        (status = 200, description = "The account after the change", body = StaffView),
+        (status = 403, description = "Not allowed to manage this account, role or property", body = ErrorBody),
+        (status = 404, description = "No such account at your properties", body = ErrorBody),
+        (status = 409, description = "A property would be left without an active owner", body = ErrorBody),
+        (status = 422, description = "A field is invalid", body = ErrorBody),
+    ))]
+async fn update_staff(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Authorized(principal, _): Authorized<perm::StaffManage>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<UpdateStaffRequest>,
+) -> Result<Json<StaffView>, ApiError> {
+    if matches!(&principal.kind, super::extract::PrincipalKind::Staff { staff_id, .. } if *staff_id == id)
+    {
+        return Err(ApiError::forbidden(
+            "own_account",
+            "you cannot change your own role or properties",
+        ));
+    }
+    if let Some(role) = req.role {
+        check_grantable(&principal, role)?;
+    }
+    let mut asked = req.properties;
+    if let Some(properties) = &mut asked {
+        properties.sort();
+        properties.dedup();
+        if properties.is_empty() {
+            return Err(ApiError::invalid_field("properties", "must name at least one property"));
+        }
+    }
+    let now = now_ms();
+    let actor = principal.actor();
+    let (row, props) = state
+        .db
+        .write(move |tx| -> Result<_, ApiError> {
+            let staff =
+                store::get_staff(tx, &id)?.ok_or_else(|| ApiError::not_found("staff account"))?;
+            let old_props = store::staff_properties(tx, &id)?;
+            if !old_props.iter().any(|p| principal.properties.contains(p)) {
+                return Err(ApiError::not_found("staff account"));
+            }
+            let old_role = stored_role(&staff.role, &format!("staff {id}"))?;
+            check_manageable(&principal, old_role)?;
+            let new_role = req.role.unwrap_or(old_role);
+            let new_props = asked.unwrap_or_else(|| old_props.clone());
+            let added: Vec<String> =
+                new_props.iter().filter(|p| !old_props.contains(p)).cloned().collect();
+            let removed: Vec<String> =
+                old_props.iter().filter(|p| !new_props.contains(p)).cloned().collect();
+            if let Some(foreign) =
+                added.iter().chain(&removed).find(|p| !principal.properties.contains(p))
+            {
+                return Err(ApiError::forbidden(
+                    "property_not_allowed",
+                    format!("you cannot give or take property {foreign}: it is not one of yours"),
+                )
+                .with_details(json!({ "field": "properties", "property_id": foreign })));
+            }
+            let known = property::store::existing(tx, &added)?;
+            if let Some(missing) = added.iter().find(|p| !known.contains(p)) {
+                return Err(ApiError::invalid_field(
+                    "properties",
+                    format!("no property {missing}"),
+                ));
+            }
+            // The properties where this account stops being an active owner.
+            if old_role == Role::Owner && !staff.disabled {
+                let losing = if new_role == Role::Owner { removed.clone() } else { old_props };
+                ensure_owner_remains(tx, &id, &losing)?;
+            }
+            if new_role != old_role {
+                store::set_role(tx, &id, new_role.as_str(), now)?;
+            }
+            if !added.is_empty() || !removed.is_empty() {
+                store::set_staff_properties(tx, &id, &new_props)?;
+            }
+            audit::record(
+                tx,
+                Entry::new("staff_updated", actor).subject(&id).ip(client.ip.as_deref()).details(
+                    json!({
+                        "role": { "from": old_role.as_str(), "to": new_role.as_str() },
+                        "properties_added": added,
+                        "properties_removed": removed,
+                    }),
+                ),
+                now,
+            )?;
+            let row =
+                store::get_staff(tx, &id)?.ok_or_else(|| ApiError::not_found("staff account"))?;
+            Ok((row, new_props))
         })
         .await?;
     Ok(Json(staff_view(row, props)?))

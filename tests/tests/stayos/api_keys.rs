@@ -193,3 +193,39 @@ async fn a_manager_cannot_revoke_an_owners_key_but_revokes_their_own() {
     assert_eq!(node.delete(&format!("/auth/api-keys/{owners_id}"), Some(&owner)).await.status, 204);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn keys_of_a_person_demoted_below_their_role_are_suspended_and_keys_cannot_change_owners() {
+    let node = TestNode::spawn().await;
+    let owner = node.owner_token().await;
+    let owner_id = owner_id(&node, &owner).await;
+    let olav_id = node.register(&owner, "olav@grand-test.example", "owner").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (olav, _) = node.tokens("olav@grand-test.example", STAFF_PASSWORD).await;
+    let (_, olavs_key) = new_key(&node, &olav, "Olav's automation", "owner").await;
+
+    let by_key = node
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/staff/{owner_id}"),
+            Some(&olavs_key),
+            Some(json!({ "role": "front_desk" })),
+        )
+        .await;
+    assert_eq!((by_key.status, by_key.code()), (403, "api_key_not_allowed"), "{}", by_key.text);
+
+    let demoted = node
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/staff/{olav_id}"),
+            Some(&owner),
+            Some(json!({ "role": "manager" })),
+        )
+        .await;
+    assert_eq!(demoted.status, 200, "{}", demoted.text);
+    let me = node.get("/auth/me", Some(&olavs_key)).await;
+    assert_eq!((me.status, me.code()), (401, "api_key_suspended"), "{}", me.text);
+    node.stop().await;
+}
