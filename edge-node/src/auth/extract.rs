@@ -152,9 +152,13 @@ async fn authenticate_api_key(key: &str, state: &AppState) -> Result<Principal, 
     let key_id = tokens::parse_api_key(key).ok_or_else(invalid)?.to_string();
     let presented = tokens::hash_token(key);
     let lookup = key_id.clone();
-    let row = state
+    let (row, creator_properties) = state
         .db
-        .read(move |conn| -> Result<_, ApiError> { Ok(store::get_api_key(conn, &lookup)?) })
+        .read(move |conn| -> Result<_, ApiError> {
+            let Some(row) = store::get_api_key(conn, &lookup)? else { return Ok(None) };
+            let creator_properties = store::staff_properties(conn, &row.created_by)?;
+            Ok(Some((row, creator_properties)))
+        })
         .await?
         .ok_or_else(invalid)?;
     let matches: bool = row.secret_hash.ct_eq(&presented).into();
@@ -190,7 +194,9 @@ async fn authenticate_api_key(key: &str, state: &AppState) -> Result<Principal, 
         name: row.name,
         email: None,
         mfa_enabled: None,
-        properties: row.properties,
+        // A key acts only where its creator still works: taking a person off a property
+        // takes their keys off it too.
+        properties: row.properties.into_iter().filter(|p| creator_properties.contains(p)).collect(),
     })
 }
 

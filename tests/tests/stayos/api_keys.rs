@@ -229,3 +229,44 @@ async fn keys_of_a_person_demoted_below_their_role_are_suspended_and_keys_cannot
     assert_eq!((me.status, me.code()), (401, "api_key_suspended"), "{}", me.text);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn taking_a_person_off_a_property_takes_their_keys_off_it_too() {
+    let node = TestNode::spawn().await;
+    let owner = node.owner_token().await;
+    let second = node
+        .post(
+            "/properties",
+            Some(&owner),
+            json!({ "name": "Second House", "timezone": "UTC", "currency": "EUR" }),
+        )
+        .await;
+    let second_id = second.str("id");
+    // Mia works at both houses (the owner's properties by default), and so does her key.
+    let mia_id = node.register(&owner, "mia@grand-test.example", "manager").await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (manager, _) = node.tokens("mia@grand-test.example", STAFF_PASSWORD).await;
+    let (_, key) = new_key(&node, &manager, "Channel manager", "front_desk").await;
+    let mut both = vec![node.property_id.clone(), second_id.clone()];
+    both.sort();
+    assert_eq!(node.get("/auth/me", Some(&key)).await.body["properties"], json!(both));
+
+    let moved = node
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/staff/{mia_id}"),
+            Some(&owner),
+            Some(json!({ "properties": [node.property_id] })),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.text);
+    assert_eq!(
+        node.get("/auth/me", Some(&key)).await.body["properties"],
+        json!([node.property_id])
+    );
+    let foreign = node.get(&format!("/properties/{second_id}"), Some(&key)).await;
+    assert_eq!((foreign.status, foreign.code()), (403, "property_forbidden"), "{}", foreign.text);
+    node.stop().await;
+}
