@@ -38,6 +38,10 @@ pub struct Principal {
 }
 
 impl Principal {
+    pub fn is_api_key(&self) -> bool {
+        matches!(self.kind, PrincipalKind::ApiKey { .. })
+    }
+
     pub fn actor(&self) -> Actor {
         match &self.kind {
             PrincipalKind::Staff { staff_id, .. } => Actor::Staff(staff_id.clone()),
@@ -148,14 +152,27 @@ async fn authenticate_api_key(key: &str, state: &AppState) -> Result<Principal, 
     let key_id = tokens::parse_api_key(key).ok_or_else(invalid)?.to_string();
     let presented = tokens::hash_token(key);
     let lookup = key_id.clone();
-    let row = state
+    let (row, creator_properties) = state
         .db
-        .read(move |conn| -> Result<_, ApiError> { Ok(store::get_api_key(conn, &lookup)?) })
+        .read(move |conn| -> Result<_, ApiError> {
+            let Some(row) = store::get_api_key(conn, &lookup)? else { return Ok(None) };
+            let creator_properties = store::staff_properties(conn, &row.created_by)?;
+            Ok(Some((row, creator_properties)))
+        })
         .await?
         .ok_or_else(invalid)?;
     let matches: bool = row.secret_hash.ct_eq(&presented).into();
     if !matches || row.revoked_at.is_some() {
         return Err(invalid());
+    }
+    if row.suspended {
+        // Only someone holding the real key gets here, so telling why is safe and useful.
+        return Err(ApiError::unauthorized(
+            "api_key_suspended",
+            "the API key is suspended: the person who created it is disabled or no longer holds \
+             a role that may grant the key's; it works again when they do, or ask a manager for \
+             a new key",
+        ));
     }
     let role = stored_role(&row.role, &format!("api key {key_id}"))?;
     let now = now_ms();
@@ -177,7 +194,9 @@ async fn authenticate_api_key(key: &str, state: &AppState) -> Result<Principal, 
         name: row.name,
         email: None,
         mfa_enabled: None,
-        properties: row.properties,
+        // A key acts only where its creator still works: taking a person off a property
+        // takes their keys off it too.
+        properties: row.properties.into_iter().filter(|p| creator_properties.contains(p)).collect(),
     })
 }
 

@@ -165,6 +165,17 @@ pub struct RegisterRequest {
     pub properties: Option<Vec<String>>,
 }
 
+/// A change of a staff account's role or properties; only the given fields change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateStaffRequest {
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// The complete new list of property ids the account works at.
+    #[serde(default)]
+    pub properties: Option<Vec<String>>,
+}
+
 /// A staff account as shown to staff.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StaffView {
@@ -250,6 +261,9 @@ pub struct ApiKeyView {
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// The person who created the key is disabled or no longer holds a role that may grant
+    /// the key's: the key does not authenticate until that changes back.
+    pub suspended: bool,
 }
 
 /// A new API key: `key` is shown this once and never again.

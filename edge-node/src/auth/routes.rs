@@ -48,6 +48,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_staff))
         .routes(routes!(disable_staff))
         .routes(routes!(enable_staff))
+        .routes(routes!(unlock_staff))
+        .routes(routes!(update_staff))
 }
 
 impl From<PasswordError> for ApiError {
@@ -69,18 +71,19 @@ fn locked_out(ms: i64) -> ApiError {
     )
 }
 
-/// Counts a failed password or code check against the account (the same counter login uses,
-/// so a stolen session cannot guess secrets where login would stop it) and audits it.
+/// Counts a failed password or code check against the account from `keys`' addresses (the
+/// same counters login uses, so a stolen password or session cannot guess secrets where
+/// login would stop it) and audits it.
 fn record_secret_failure(
     tx: &rusqlite::Connection,
     staff: &StaffRow,
+    keys: &throttle::Keys,
     event: &str,
     reason: &str,
     ip: Option<&str>,
     now: i64,
 ) -> rusqlite::Result<()> {
-    let lock =
-        throttle::record_failure(tx, &throttle::account_key(&staff.email), throttle::ACCOUNT, now)?;
+    let lock = throttle::record_failures(tx, keys, now)?;
     audit::record(
         tx,
         Entry::new(event, Actor::Staff(staff.id.clone()))
@@ -195,19 +198,14 @@ async fn login(
 ) -> Result<Json<LoginResponse>, ApiError> {
     let email = field("email", Email::parse(&req.email))?;
     let password = presented_password("password", req.password)?;
-    let account_key = throttle::account_key(email.as_str());
-    let address_key = client.ip.as_deref().map(throttle::address_key);
+    let keys = throttle::Keys::new(email.as_str(), &[client.ip.as_deref()]);
 
     let now = now_ms();
-    let (lookup_email, keys) = (email.clone(), (account_key.clone(), address_key.clone()));
+    let (lookup_email, check_keys) = (email.clone(), keys.clone());
     let check = state
         .db
         .read(move |conn| -> Result<_, ApiError> {
-            let mut locked = throttle::locked_for(conn, &keys.0, now)?;
-            if let Some(ip_key) = &keys.1 {
-                locked = locked.max(throttle::locked_for(conn, ip_key, now)?);
-            }
-            Ok(match locked {
+            Ok(match throttle::locked_for_any(conn, &check_keys, now)? {
                 Some(ms) => LoginCheck::Locked(ms),
                 None => LoginCheck::Open(store::find_staff_by_email(conn, lookup_email.as_str())?),
             })
@@ -234,12 +232,7 @@ async fn login(
             state
                 .db
                 .write(move |tx| -> Result<_, ApiError> {
-                    let mut lock =
-                        throttle::record_failure(tx, &account_key, throttle::ACCOUNT, now)?;
-                    if let Some(ip_key) = &address_key {
-                        lock =
-                            lock.max(throttle::record_failure(tx, ip_key, throttle::ADDRESS, now)?);
-                    }
+                    let lock = throttle::record_failures(tx, &keys, now)?;
                     audit::record(
                         tx,
                         Entry::new("login_failed", Actor::Anonymous)
@@ -271,7 +264,6 @@ async fn login(
     let outcome = state
         .db
         .write(move |tx| -> Result<_, ApiError> {
-            throttle::clear(tx, &account_key)?;
             if let Some(hash) = rehashed {
                 store::set_password(tx, &staff.id, &hash, now)?;
             }
@@ -292,8 +284,11 @@ async fn login(
                         .ip(client2.ip.as_deref()),
                     now,
                 )?;
+                // The failure counters stay until the code is right too: a password alone
+                // completes nothing, so it must not reset a guesser's count.
                 return Ok(Err(mfa_token));
             }
+            throttle::clear_completed(tx, &keys)?;
             let (session_id, refresh) = open_session(tx, &staff.id, &client2, session_ms, now)?;
             audit::record(
                 tx,
@@ -363,7 +358,11 @@ async fn verify_mfa(
                 Some(s) if !s.disabled && s.mfa_enabled => s,
                 _ => return Ok(MfaOutcome::InvalidChallenge),
             };
-            if let Some(ms) = throttle::locked_for(tx, &throttle::account_key(&staff.email), now)? {
+            // Counted where the password was given and where the code comes from, so moving
+            // between addresses mid-login gains nothing.
+            let keys =
+                throttle::Keys::new(&staff.email, &[challenge.ip.as_deref(), client.ip.as_deref()]);
+            if let Some(ms) = throttle::locked_for_any(tx, &keys, now)? {
                 return Ok(MfaOutcome::Locked(ms));
             }
             let secret = staff.mfa_secret.as_deref().unwrap_or_default();
@@ -379,12 +378,12 @@ async fn verify_mfa(
                 store::count_mfa_attempt(tx, &challenge_hash)?;
                 // Wrong codes count against the account like wrong passwords, so a stolen
                 // password cannot be used to guess codes through endless fresh challenges.
-                record_secret_failure(tx, &staff, "mfa_failed", reason, ip, now)?;
+                record_secret_failure(tx, &staff, &keys, "mfa_failed", reason, ip, now)?;
                 return Ok(MfaOutcome::WrongCode);
             }
             let step = step.unwrap_or_default();
             store::set_mfa_last_step(tx, &staff.id, step)?;
-            throttle::clear(tx, &throttle::account_key(&staff.email))?;
+            throttle::clear_completed(tx, &keys)?;
             store::consume_mfa_challenge(tx, &challenge_hash, now)?;
             let client = ClientInfo {
                 ip: challenge.ip.clone().or(client.ip),
@@ -552,7 +551,33 @@ fn granted_properties(
     Ok(properties)
 }
 
+/// Whether the caller may give `role` to a new account. An API key never creates owners or
+/// managers: logins made that way would outlive the key and answer to nobody.
 fn check_grantable(principal: &Principal, role: Role) -> Result<(), ApiError> {
+    if principal.is_api_key() && matches!(role, Role::Owner | Role::Manager) {
+        return Err(ApiError::forbidden(
+            "api_key_not_allowed",
+            format!("an API key cannot create {role} accounts; a signed-in owner must do it"),
+        )
+        .with_details(json!({ "field": "role" })));
+    }
+    check_role_rank(principal, role)
+}
+
+/// Whether the caller may manage (disable, enable, unlock, revoke) an account or key of
+/// `role`: the roles it could grant, and for an API key never the owner role, so a key can
+/// neither take the owners' access away nor give it back.
+fn check_manageable(principal: &Principal, role: Role) -> Result<(), ApiError> {
+    if principal.is_api_key() && role == Role::Owner {
+        return Err(ApiError::forbidden(
+            "api_key_not_allowed",
+            "an API key cannot manage owners' accounts or keys; a signed-in owner must do it",
+        ));
+    }
+    check_role_rank(principal, role)
+}
+
+fn check_role_rank(principal: &Principal, role: Role) -> Result<(), ApiError> {
     if principal.role.can_grant(role) {
         Ok(())
     } else {
@@ -746,7 +771,8 @@ async fn set_mfa(
         .write(move |tx| -> Result<_, ApiError> {
             let staff = store::get_staff(tx, &staff_id)?
                 .ok_or_else(|| ApiError::not_found("staff account"))?;
-            if let Some(ms) = throttle::locked_for(tx, &throttle::account_key(&staff.email), now)? {
+            let keys = throttle::Keys::new(&staff.email, &[client.ip.as_deref()]);
+            if let Some(ms) = throttle::locked_for_any(tx, &keys, now)? {
                 return Err(locked_out(ms));
             }
             let secret = match (&staff.mfa_secret, staff.mfa_enabled, enable) {
@@ -775,6 +801,7 @@ async fn set_mfa(
                 record_secret_failure(
                     tx,
                     &staff,
+                    &keys,
                     "mfa_failed",
                     "wrong_code",
                     client.ip.as_deref(),
@@ -827,13 +854,14 @@ async fn change_password(
             "must differ from the current password",
         ));
     }
-    let (lookup, now) = (staff_id.clone(), now_ms());
+    let (lookup, now, ip) = (staff_id.clone(), now_ms(), client.ip.clone());
     let (staff, locked) = state
         .db
         .read(move |conn| -> Result<_, ApiError> {
             let staff = store::get_staff(conn, &lookup)?
                 .ok_or_else(|| ApiError::not_found("staff account"))?;
-            let locked = throttle::locked_for(conn, &throttle::account_key(&staff.email), now)?;
+            let keys = throttle::Keys::new(&staff.email, &[ip.as_deref()]);
+            let locked = throttle::locked_for_any(conn, &keys, now)?;
             Ok((staff, locked))
         })
         .await?;
@@ -846,9 +874,11 @@ async fn change_password(
             .db
             .write(move |tx| -> Result<_, ApiError> {
                 let reason = "wrong_current_password";
+                let keys = throttle::Keys::new(&staff.email, &[ip.as_deref()]);
                 Ok(record_secret_failure(
                     tx,
                     &staff,
+                    &keys,
                     "password_change_failed",
                     reason,
                     ip.as_deref(),
@@ -965,6 +995,7 @@ fn api_key_view(row: store::ApiKeyRow) -> Result<ApiKeyView, ApiError> {
         created_at: rfc3339(row.created_at),
         last_used_at: row.last_used_at.map(rfc3339),
         revoked_at: row.revoked_at.map(rfc3339),
+        suspended: row.suspended,
     })
 }
 
@@ -999,6 +1030,7 @@ async fn create_api_key(
         created_at: now_ms(),
         last_used_at: None,
         revoked_at: None,
+        suspended: false,
     };
     let stored = row.clone();
     state
@@ -1044,15 +1076,33 @@ async fn revoke_api_key(
     Authorized(principal, _): Authorized<perm::ApiKeysManage>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let properties = principal.properties.clone();
     let actor = principal.actor();
     let now = now_ms();
     state
         .db
         .write(move |tx| -> Result<_, ApiError> {
-            let visible = store::get_api_key(tx, &id)?
-                .is_some_and(|k| k.properties.iter().any(|p| properties.contains(p)));
-            if !visible || !store::revoke_api_key(tx, &id, now)? {
+            let key = store::get_api_key(tx, &id)?
+                .filter(|k| k.revoked_at.is_none())
+                .filter(|k| k.properties.iter().any(|p| principal.properties.contains(p)))
+                .ok_or_else(|| ApiError::not_found("API key"))?;
+            // A key is as much its creator's as its role's: a manager may revoke keys whose
+            // role they could grant, made by themselves or by someone they could manage.
+            check_manageable(&principal, stored_role(&key.role, &format!("api key {id}"))?)?;
+            let own = matches!(&principal.kind,
+                super::extract::PrincipalKind::Staff { staff_id, .. } if *staff_id == key.created_by);
+            if !own && let Some(creator) = store::get_staff(tx, &key.created_by)? {
+                let creator_role = stored_role(&creator.role, &format!("staff {}", creator.id))?;
+                check_manageable(&principal, creator_role).map_err(|_| {
+                    ApiError::forbidden(
+                        "key_of_higher_role",
+                        format!(
+                            "this key was created by a {creator_role}; a {} cannot revoke it",
+                            if principal.is_api_key() { "API key" } else { principal.role.as_str() }
+                        ),
+                    )
+                })?;
+            }
+            if !store::revoke_api_key(tx, &id, now)? {
                 return Err(ApiError::not_found("API key"));
             }
             audit::record(
@@ -1143,7 +1193,10 @@ async fn set_staff_disabled(
                 return Err(ApiError::not_found("staff account"));
             }
             let role = stored_role(&staff.role, &format!("staff {id}"))?;
-            check_grantable(&principal, role)?;
+            check_manageable(&principal, role)?;
+            if disabled && role == Role::Owner && !staff.disabled {
+                ensure_owner_remains(tx, &id, &props)?;
+            }
             store::set_disabled(tx, &id, disabled, now)?;
             let ended = if disabled {
                 store::revoke_sessions_of(tx, &id, None, "account_disabled", now)?
@@ -1155,12 +1208,190 @@ async fn set_staff_disabled(
                 Entry::new(if disabled { "staff_disabled" } else { "staff_enabled" }, actor)
                     .subject(&id)
                     .ip(client.ip.as_deref())
-                    .details(json!({ "sessions_ended": ended })),
+                    .details(json!({
+                        "sessions_ended": ended,
+                        // Their API keys stop (or start again) with them; see `api_keys.suspended`.
+                        "api_keys_affected": store::live_api_keys_created_by(tx, &id)?,
+                    })),
                 now,
             )?;
             let row =
                 store::get_staff(tx, &id)?.ok_or_else(|| ApiError::not_found("staff account"))?;
             Ok((row, props))
+        })
+        .await?;
+    Ok(Json(staff_view(row, props)?))
+}
+
+/// 409 unless every one of `properties` keeps an active owner without `staff_id`: a property
+/// without one could never again get an owner, create owners or change its own set-up.
+fn ensure_owner_remains(
+    tx: &rusqlite::Connection,
+    staff_id: &str,
+    properties: &[String],
+) -> Result<(), ApiError> {
+    for property in properties {
+        if store::other_active_owners(tx, property, staff_id)? == 0 {
+            return Err(ApiError::conflict(
+                "last_owner",
+                format!(
+                    "this is the only active owner of property {property}; a property must \
+                     always have an active owner, so make another owner there first"
+                ),
+            )
+            .with_details(json!({ "property_id": property })));
+        }
+    }
+    Ok(())
+}
+
+/// Lift the login locks of a staff account (managers, owners): its failure counters from
+/// every address and the account-wide one. Audited.
+#[utoipa::path(post, path = "/staff/{id}/unlock", tag = "staff", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Staff account id")),
+    responses(
+        (status = 200, description = "Unlocked", body = StaffView),
+        (status = 403, description = "Not allowed to manage this account", body = ErrorBody),
+        (status = 404, description = "No such account at your properties", body = ErrorBody),
+    ))]
+async fn unlock_staff(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Authorized(principal, _): Authorized<perm::StaffManage>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<StaffView>, ApiError> {
+    if matches!(&principal.kind, super::extract::PrincipalKind::Staff { staff_id, .. } if *staff_id == id)
+    {
+        // Else a stolen session could lift the locks that stop a guesser of its password.
+        return Err(ApiError::forbidden("own_account", "you cannot unlock your own account"));
+    }
+    let now = now_ms();
+    let actor = principal.actor();
+    let (row, props) = state
+        .db
+        .write(move |tx| -> Result<_, ApiError> {
+            let staff =
+                store::get_staff(tx, &id)?.ok_or_else(|| ApiError::not_found("staff account"))?;
+            let props = store::staff_properties(tx, &id)?;
+            if !props.iter().any(|p| principal.properties.contains(p)) {
+                return Err(ApiError::not_found("staff account"));
+            }
+            check_manageable(&principal, stored_role(&staff.role, &format!("staff {id}"))?)?;
+            let was_locked = throttle::account_locked(tx, &staff.email, now)?;
+            let cleared = throttle::unlock_account(tx, &staff.email)?;
+            audit::record(
+                tx,
+                Entry::new("staff_unlocked", actor)
+                    .subject(&id)
+                    .ip(client.ip.as_deref())
+                    .details(json!({ "was_locked": was_locked, "counters_cleared": cleared })),
+                now,
+            )?;
+            Ok((staff, props))
+        })
+        .await?;
+    Ok(Json(staff_view(row, props)?))
+}
+
+/// Change a staff account's role or properties (owners, managers). The caller must be able
+/// to manage the account's current role and grant the new one, and may add or remove only
+/// properties they belong to. Refused with 409 `last_owner` when a property would be left
+/// without an active owner.
+#[utoipa::path(patch, path = "/staff/{id}", tag = "staff", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Staff account id")),
+    request_body = UpdateStaffRequest,
+    responses(
+        (status = 200, description = "The account after the change", body = StaffView),
+        (status = 403, description = "Not allowed to manage this account, role or property", body = ErrorBody),
+        (status = 404, description = "No such account at your properties", body = ErrorBody),
+        (status = 409, description = "A property would be left without an active owner", body = ErrorBody),
+        (status = 422, description = "A field is invalid", body = ErrorBody),
+    ))]
+async fn update_staff(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Authorized(principal, _): Authorized<perm::StaffManage>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<UpdateStaffRequest>,
+) -> Result<Json<StaffView>, ApiError> {
+    if matches!(&principal.kind, super::extract::PrincipalKind::Staff { staff_id, .. } if *staff_id == id)
+    {
+        return Err(ApiError::forbidden(
+            "own_account",
+            "you cannot change your own role or properties",
+        ));
+    }
+    if let Some(role) = req.role {
+        check_grantable(&principal, role)?;
+    }
+    let mut asked = req.properties;
+    if let Some(properties) = &mut asked {
+        properties.sort();
+        properties.dedup();
+        if properties.is_empty() {
+            return Err(ApiError::invalid_field("properties", "must name at least one property"));
+        }
+    }
+    let now = now_ms();
+    let actor = principal.actor();
+    let (row, props) = state
+        .db
+        .write(move |tx| -> Result<_, ApiError> {
+            let staff =
+                store::get_staff(tx, &id)?.ok_or_else(|| ApiError::not_found("staff account"))?;
+            let old_props = store::staff_properties(tx, &id)?;
+            if !old_props.iter().any(|p| principal.properties.contains(p)) {
+                return Err(ApiError::not_found("staff account"));
+            }
+            let old_role = stored_role(&staff.role, &format!("staff {id}"))?;
+            check_manageable(&principal, old_role)?;
+            let new_role = req.role.unwrap_or(old_role);
+            let new_props = asked.unwrap_or_else(|| old_props.clone());
+            let added: Vec<String> =
+                new_props.iter().filter(|p| !old_props.contains(p)).cloned().collect();
+            let removed: Vec<String> =
+                old_props.iter().filter(|p| !new_props.contains(p)).cloned().collect();
+            if let Some(foreign) =
+                added.iter().chain(&removed).find(|p| !principal.properties.contains(p))
+            {
+                return Err(ApiError::forbidden(
+                    "property_not_allowed",
+                    format!("you cannot give or take property {foreign}: it is not one of yours"),
+                )
+                .with_details(json!({ "field": "properties", "property_id": foreign })));
+            }
+            let known = property::store::existing(tx, &added)?;
+            if let Some(missing) = added.iter().find(|p| !known.contains(p)) {
+                return Err(ApiError::invalid_field(
+                    "properties",
+                    format!("no property {missing}"),
+                ));
+            }
+            // The properties where this account stops being an active owner.
+            if old_role == Role::Owner && !staff.disabled {
+                let losing = if new_role == Role::Owner { removed.clone() } else { old_props };
+                ensure_owner_remains(tx, &id, &losing)?;
+            }
+            if new_role != old_role {
+                store::set_role(tx, &id, new_role.as_str(), now)?;
+            }
+            if !added.is_empty() || !removed.is_empty() {
+                store::set_staff_properties(tx, &id, &new_props)?;
+            }
+            audit::record(
+                tx,
+                Entry::new("staff_updated", actor).subject(&id).ip(client.ip.as_deref()).details(
+                    json!({
+                        "role": { "from": old_role.as_str(), "to": new_role.as_str() },
+                        "properties_added": added,
+                        "properties_removed": removed,
+                    }),
+                ),
+                now,
+            )?;
+            let row =
+                store::get_staff(tx, &id)?.ok_or_else(|| ApiError::not_found("staff account"))?;
+            Ok((row, new_props))
         })
         .await?;
     Ok(Json(staff_view(row, props)?))

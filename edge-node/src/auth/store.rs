@@ -4,6 +4,21 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::permissions::Role;
+
+/// Active (not disabled) owners at `property` other than `except`.
+pub fn other_active_owners(
+    conn: &Connection,
+    property: &str,
+    except: &str,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT count(*) FROM staff_properties sp JOIN staff s ON s.id = sp.staff_id
+         WHERE sp.property_id = ?1 AND s.id <> ?2 AND s.role = 'owner' AND s.disabled = 0",
+    )?
+    .query_row(params![property, except], |r| r.get(0))
+}
+
 /// A `staff` row.
 #[derive(Debug, Clone)]
 pub struct StaffRow {
@@ -120,6 +135,33 @@ pub fn set_password(
         "UPDATE staff SET password_hash = ?2, password_changed_at = ?3, updated_at = ?3 WHERE id = ?1",
     )?
     .execute(params![staff_id, hash, now])?;
+    Ok(())
+}
+
+pub fn set_role(conn: &Connection, staff_id: &str, role: &str, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE staff SET role = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![staff_id, role, now])?;
+    Ok(())
+}
+
+/// Makes `properties` the staff member's properties: removed links deleted, new ones added.
+pub fn set_staff_properties(
+    conn: &Connection,
+    staff_id: &str,
+    properties: &[String],
+) -> rusqlite::Result<()> {
+    let json = serde_json::to_string(properties).unwrap_or_else(|_| "[]".into());
+    conn.prepare_cached(
+        "DELETE FROM staff_properties
+         WHERE staff_id = ?1 AND property_id NOT IN (SELECT value FROM json_each(?2))",
+    )?
+    .execute(params![staff_id, json])?;
+    let mut link = conn.prepare_cached(
+        "INSERT INTO staff_properties (staff_id, property_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?;
+    for property in properties {
+        link.execute(params![staff_id, property])?;
+    }
     Ok(())
 }
 
@@ -414,23 +456,36 @@ pub struct ApiKeyRow {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The person who created the key is disabled (or gone), or no longer holds a role that
+    /// may grant the key's: the key does not authenticate until that changes back. Computed
+    /// when read, never stored.
+    pub suspended: bool,
 }
 
-const API_KEY_COLUMNS: &str =
-    "id, name, role, secret_hash, created_by, properties, created_at, last_used_at, revoked_at";
+const API_KEY_COLUMNS: &str = "id, name, role, secret_hash, created_by, properties, created_at, \
+     last_used_at, revoked_at, (SELECT role FROM staff WHERE staff.id = api_keys.created_by \
+     AND staff.disabled = 0)";
 
 fn api_key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRow> {
     let properties: String = r.get(5)?;
+    let role: String = r.get(2)?;
+    // The active creator's role, NULL when they are disabled or gone.
+    let creator_role: Option<String> = r.get(9)?;
+    let suspended = match (creator_role.as_deref().and_then(Role::parse), Role::parse(&role)) {
+        (Some(creator), Some(key)) => !creator.can_grant(key),
+        _ => true,
+    };
     Ok(ApiKeyRow {
         id: r.get(0)?,
         name: r.get(1)?,
-        role: r.get(2)?,
+        role,
         secret_hash: r.get(3)?,
         created_by: r.get(4)?,
         properties: serde_json::from_str(&properties).unwrap_or_default(),
         created_at: r.get(6)?,
         last_used_at: r.get(7)?,
         revoked_at: r.get(8)?,
+        suspended,
     })
 }
 
@@ -476,6 +531,14 @@ pub fn revoke_api_key(conn: &Connection, id: &str, now: i64) -> rusqlite::Result
         .prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")?
         .execute(params![id, now])?;
     Ok(changed > 0)
+}
+
+/// Unrevoked keys made by `staff_id`.
+pub fn live_api_keys_created_by(conn: &Connection, staff_id: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT count(*) FROM api_keys WHERE created_by = ?1 AND revoked_at IS NULL",
+    )?
+    .query_row([staff_id], |r| r.get(0))
 }
 
 pub fn touch_api_key(conn: &Connection, id: &str, now: i64) -> rusqlite::Result<()> {

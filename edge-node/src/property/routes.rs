@@ -183,6 +183,30 @@ fn apply(p: &mut PropertyRecord, input: PropertyInput) -> Result<Vec<&'static st
     Ok(changed)
 }
 
+/// 409 `node_enrolled` once the node has a hub link: the hub takes from a node the rows of
+/// the property it is enrolled for and refuses any other's, so a second property here could
+/// never sync and would hold up the node's own pushes.
+fn ensure_not_enrolled(conn: &Connection, own: &str) -> Result<(), ApiError> {
+    let enrolled = match crate::sync::config::load(conn) {
+        Ok(link) => link.is_some(),
+        // A damaged link is still an enrollment; `enroll --force` replaces it.
+        Err(crate::sync::config::LinkError::Corrupt(_)) => true,
+        Err(crate::sync::config::LinkError::Sqlite(e)) => return Err(e.into()),
+    };
+    if enrolled {
+        return Err(ApiError::conflict(
+            "node_enrolled",
+            format!(
+                "this node is enrolled for property {own}; a node serves exactly the property \
+                 it is enrolled for, so create the new property on a node of its own \
+                 (`stayos-edge init`) and enroll that node for it"
+            ),
+        )
+        .with_details(json!({ "property_id": own })));
+    }
+    Ok(())
+}
+
 /// The properties the caller belongs to.
 #[utoipa::path(get, path = "/properties", tag = "properties", security(("bearer" = [])),
     responses((status = 200, description = "The caller's properties, by name", body = [PropertyView])))]
@@ -201,12 +225,14 @@ async fn list_properties(
 }
 
 /// Create a property (owners). The creating staff member gets access to it; API keys may
-/// not create properties.
+/// not create properties. A node enrolled with the hub serves exactly the property it is
+/// enrolled for, so there this answers 409 `node_enrolled`.
 #[utoipa::path(post, path = "/properties", tag = "properties", security(("bearer" = [])),
     request_body = PropertyInput,
     responses(
         (status = 201, description = "Property created", body = PropertyView),
         (status = 403, description = "Not an owner, or an API key", body = ErrorBody),
+        (status = 409, description = "The node is enrolled for its own property (`node_enrolled`)", body = ErrorBody),
         (status = 422, description = "A setting is missing or invalid", body = ErrorBody),
     ))]
 async fn create_property(
@@ -224,9 +250,12 @@ async fn create_property(
     apply(&mut p, input)?;
     p.business_date = dates::today_in(&p.timezone).to_string();
     let actor = principal.actor();
+    let own = state.node.property_id.clone();
     let view = state
         .db
         .write(move |tx| -> Result<_, ApiError> {
+            // Checked in the write transaction, so an enrollment committed a moment ago counts.
+            ensure_not_enrolled(tx, &own)?;
             store::save_record(tx, &p)?;
             store::grant(tx, &staff_id, &p.id)?;
             audit::record(

@@ -1,8 +1,12 @@
 //! `stayos-edge enroll`: trades a one-time token from `stayos-hub enroll-token` for this
 //! node's credential, and stores the hub link in `node_meta`.
 //!
+//! A node serves exactly the property it is enrolled for: a data directory that holds any
+//! other property (even a deleted one, whose rows would still be pushed and refused) is not
+//! enrolled.
+//!
 //! Nothing is stored unless the hub said yes: every check (token shape, URL, pin, identity,
-//! an earlier enrollment) runs first, then the one request, then one transaction. It works
+//! other properties, an earlier enrollment) runs first, then the one request, then one transaction. It works
 //! while `stayos-edge serve` runs on the same data directory (SQLite WAL; the database is
 //! opened the way `changes import` opens it) — the running agent picks the link up within
 //! a few seconds.
@@ -52,6 +56,14 @@ pub enum EnrollError {
     AlreadyEnrolled { url: String, node_id: String },
     #[error("{} holds no StayOS database; run `stayos-edge init` first", .0.display())]
     NotInitialised(PathBuf),
+    #[error(
+        "this node holds {} properties: its own {own} and {}; a node serves exactly the property \
+         it is enrolled for, so only a node that holds nothing but {own} can be enrolled — give \
+         each other property a node of its own (`stayos-edge init`)",
+        others.len() + 1,
+        others.join(", ")
+    )]
+    OtherProperties { own: String, others: Vec<String> },
     #[error("the token was already used; ask the hub operator for a new one")]
     TokenUsed,
     #[error("the token has expired; ask the hub operator for a new one")]
@@ -78,6 +90,7 @@ impl EnrollError {
         match self {
             EnrollError::BadInput(_)
             | EnrollError::AlreadyEnrolled { .. }
+            | EnrollError::OtherProperties { .. }
             | EnrollError::NotInitialised(_) => 2,
             _ => 1,
         }
@@ -124,6 +137,25 @@ fn open(data_dir: &Path) -> Result<(rusqlite::Connection, crdt::Replica), Enroll
     Ok((conn, replica))
 }
 
+/// 2 (bad input) unless `own` is the only property in the database, deleted ones included.
+fn ensure_one_property(conn: &rusqlite::Connection, own: &str) -> Result<(), EnrollError> {
+    let others = conn
+        .prepare("SELECT id, name FROM properties WHERE id <> ?1 ORDER BY id")
+        .and_then(|mut stmt| {
+            stmt.query_map([own], |r| {
+                let (id, name): (String, String) = (r.get(0)?, r.get(1)?);
+                Ok(format!("{id} ({name:?})"))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(DbError::from)?;
+    if others.is_empty() {
+        Ok(())
+    } else {
+        Err(EnrollError::OtherProperties { own: own.to_string(), others })
+    }
+}
+
 /// The node's site id and property, and its current hub link.
 fn identity(data_dir: &Path) -> Result<(String, String, Option<HubLink>), EnrollError> {
     let path = data_dir.join(DB_FILE);
@@ -137,6 +169,7 @@ fn identity(data_dir: &Path) -> Result<(String, String, Option<HubLink>), Enroll
     let node = crate::node::load(&conn)
         .map_err(DbError::from)?
         .ok_or_else(|| EnrollError::NotInitialised(data_dir.to_path_buf()))?;
+    ensure_one_property(&conn, &node.property_id)?;
     let link = config::load(&conn);
     let _ = conn.close();
     let link = match link {
@@ -148,10 +181,13 @@ fn identity(data_dir: &Path) -> Result<(String, String, Option<HubLink>), Enroll
     Ok((node.site_id, node.property_id, link))
 }
 
-fn save(data_dir: &Path, link: &HubLink) -> Result<(), EnrollError> {
+fn save(data_dir: &Path, own: &str, link: &HubLink) -> Result<(), EnrollError> {
     let (mut conn, replica) = open(data_dir)?;
     let tx =
         conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(DbError::from)?;
+    // Again under the write lock: a property created while the hub was asked must not
+    // slip in beside the link (POST /properties checks for a link in its own transaction).
+    ensure_one_property(&tx, own)?;
     replica.refresh(&tx).map_err(DbError::from)?;
     config::store(&tx, link)?;
     replica.flush(&tx).map_err(DbError::from)?;
@@ -224,8 +260,8 @@ pub async fn enroll(options: &EnrollOptions) -> Result<EnrollReport, EnrollError
         hub_site_id,
         pin: pin.clone(),
     };
-    let dir = options.data_dir.clone();
-    blocking(move || save(&dir, &link)).await?;
+    let (dir, own) = (options.data_dir.clone(), property_id.clone());
+    blocking(move || save(&dir, &own, &link)).await?;
     Ok(EnrollReport {
         node_id: answer.node_id,
         property_id,

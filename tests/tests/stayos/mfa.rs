@@ -127,3 +127,68 @@ async fn guessing_codes_to_turn_mfa_off_is_throttled() {
     assert_eq!(still_on.body["mfa_enabled"], true);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn with_the_right_password_guessing_codes_is_locked_out_like_guessing_passwords() {
+    let node = TestNode::spawn().await;
+    let token = node.owner_token().await;
+    let secret = enable_mfa(&node, &token).await;
+    // A challenge the guesser keeps for later, to try the right code once locked.
+    let kept = node.login(OWNER_EMAIL, OWNER_PASSWORD).await.str("mfa_token");
+    // One wrong code per fresh challenge, each after the right password: the password alone
+    // must not wipe the count.
+    for attempt in 1..=5 {
+        let login = node.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+        assert_eq!(login.status, 200, "attempt {attempt}: {}", login.text);
+        let challenge = login.str("mfa_token");
+        let wrong = node
+            .post("/auth/verify-mfa", None, json!({ "mfa_token": challenge, "code": "000000" }))
+            .await;
+        assert_eq!((wrong.status, wrong.code()), (401, "invalid_mfa_code"), "attempt {attempt}");
+    }
+    let login = node.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+    assert_eq!((login.status, login.code()), (429, "too_many_requests"), "{}", login.text);
+    let right = totp_code(&secret, 30);
+    let code =
+        node.post("/auth/verify-mfa", None, json!({ "mfa_token": kept, "code": right })).await;
+    assert_eq!((code.status, code.code()), (429, "too_many_requests"), "{}", code.text);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_completed_login_with_the_code_clears_the_failures_of_its_address() {
+    let node = TestNode::spawn().await;
+    let token = node.owner_token().await;
+    let secret = enable_mfa(&node, &token).await;
+    for _ in 0..4 {
+        let challenge = node.login(OWNER_EMAIL, OWNER_PASSWORD).await.str("mfa_token");
+        let wrong = node
+            .post("/auth/verify-mfa", None, json!({ "mfa_token": challenge, "code": "000000" }))
+            .await;
+        assert_eq!(wrong.status, 401);
+    }
+    let challenge = node.login(OWNER_EMAIL, OWNER_PASSWORD).await.str("mfa_token");
+    let ok = node
+        .post(
+            "/auth/verify-mfa",
+            None,
+            json!({ "mfa_token": challenge, "code": totp_code(&secret, 30) }),
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    // Four more misses are again within the five free ones.
+    for attempt in 1..=4 {
+        let challenge = node.login(OWNER_EMAIL, OWNER_PASSWORD).await;
+        assert_eq!(challenge.status, 200, "attempt {attempt}: {}", challenge.text);
+        let wrong = node
+            .post(
+                "/auth/verify-mfa",
+                None,
+                json!({ "mfa_token": challenge.str("mfa_token"), "code": "000000" }),
+            )
+            .await;
+        assert_eq!(wrong.status, 401, "attempt {attempt}");
+    }
+    assert_eq!(node.login(OWNER_EMAIL, OWNER_PASSWORD).await.status, 200);
+    node.stop().await;
+}

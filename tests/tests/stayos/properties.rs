@@ -527,3 +527,45 @@ async fn amenities_have_unique_codes_and_deleting_one_removes_it_from_room_types
     assert_eq!(twice.status, 404);
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrolled_node_refuses_a_second_property() {
+    let hub = tests::hub::Hub::start().await;
+    let node = TestNode::spawn().await;
+    let owner = node.owner_token().await;
+    tests::hub::enroll_ok(&hub, &node.data_dir, &node.property_id).await;
+    let refused = node.post("/properties", Some(&owner), hotel("Annex")).await;
+    assert_eq!((refused.status, refused.code()), (409, "node_enrolled"), "{}", refused.text);
+    let message = refused.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(&format!("this node is enrolled for property {};", node.property_id)),
+        "{message}"
+    );
+    let listed = node.get("/properties", Some(&owner)).await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(1), "{}", listed.text);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enroll_refuses_a_node_that_holds_two_properties_and_stores_nothing() {
+    let hub = tests::hub::Hub::start().await;
+    let node = TestNode::spawn().await;
+    let owner = node.owner_token().await;
+    let second = node.post("/properties", Some(&owner), hotel("Annex")).await;
+    assert_eq!(second.status, 201, "{}", second.text);
+    let second_id = second.str("id");
+    // Deleted still counts: its rows would still be pushed and refused by the hub.
+    assert_eq!(node.delete(&format!("/properties/{second_id}"), Some(&owner)).await.status, 204);
+
+    let token = hub.enroll_token(&node.property_id).await;
+    let out = tests::hub::enroll(&node.data_dir, &hub.url, &token).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("this node holds 2 properties"), "{stderr}");
+    assert!(stderr.contains(&second_id) && stderr.contains("stayos-edge init"), "{stderr}");
+    let link = tests::hub::edge_rows(&node.data_dir, "node_meta", Some(("key", "hub_credential")));
+    assert!(link.is_empty(), "nothing may be stored: {link:?}");
+    let sync = node.get("/sync/status", Some(&owner)).await;
+    assert_eq!(sync.body["state"], "disabled", "{}", sync.text);
+    node.stop().await;
+}
