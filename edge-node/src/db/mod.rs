@@ -67,6 +67,8 @@ pub enum DbError {
          upgrade stayos-edge"
     )]
     SchemaTooNew { found: usize, latest: usize },
+    #[error(transparent)]
+    AuditKey(#[from] crate::audit::key::KeyError),
     #[error("could not start a storage thread: {0}")]
     Thread(#[from] std::io::Error),
     #[error("the storage threads have stopped")]
@@ -211,6 +213,18 @@ impl Db {
         let path = data_dir.join(DB_FILE);
         let mut writer_conn = open_writer(&path)?;
         let replica = prepare(&mut writer_conn)?;
+        // Every connection gets the audit key (`audit::record` on the writer, `verify` on
+        // the readers); then the append-only triggers are checked, with the key in place to
+        // audit their restoration.
+        let audit_key = crate::audit::key::load_or_create(data_dir, &writer_conn)?;
+        crate::audit::key::install(&writer_conn, &audit_key)?;
+        {
+            let tx = writer_conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            replica.refresh(&tx)?;
+            crate::audit::store::ensure_append_only(&tx, crate::time::now_ms())?;
+            replica.flush(&tx)?;
+            tx.commit()?;
+        }
         writer_conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
 
         let reader_count = readers.max(1);
@@ -222,6 +236,7 @@ impl Db {
         threads.push(spawn_worker("db-writer".into(), writer_conn, writer_rx, true)?);
         for i in 0..reader_count {
             let conn = open_reader(&path)?;
+            crate::audit::key::install(&conn, &audit_key)?;
             threads.push(spawn_worker(format!("db-reader-{i}"), conn, readers_rx.clone(), false)?);
         }
         Ok(Db {
