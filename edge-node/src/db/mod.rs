@@ -51,8 +51,17 @@ pub const REPLICATED_TABLES: &[&str] = &[
 
 /// Tables that never leave this node: its identity, and sessions, tokens, throttling
 /// counters and API keys, which only mean something here.
-pub const LOCAL_TABLES: &[&str] =
-    &["node_meta", "sessions", "refresh_tokens", "mfa_challenges", "login_throttle", "api_keys"];
+/// `guest_document_numbers` holds identity-document numbers in full: they stay on the node
+/// that saw the document (the replicated `guest_documents` row carries them masked).
+pub const LOCAL_TABLES: &[&str] = &[
+    "node_meta",
+    "sessions",
+    "refresh_tokens",
+    "mfa_challenges",
+    "login_throttle",
+    "api_keys",
+    "guest_document_numbers",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -138,6 +147,9 @@ pub(crate) fn prepare(conn: &mut Connection) -> Result<crdt::Replica, DbError> {
     for table in REPLICATED_TABLES {
         replica.make_replicated(&tx, table)?;
     }
+    // Data steps of migrations go through capture, like any write (migrations themselves
+    // must not write replicated rows): clear document numbers move to the local table.
+    crate::guest::documents::keep_numbers_home(&tx)?;
     replica.set_schema_version(&tx, i64::try_from(version).unwrap_or(i64::MAX))?;
     replica.flush(&tx)?;
     tx.commit()?;
