@@ -1,6 +1,6 @@
 //! `stayos-edge init`: turns an empty directory into a node's data directory — database with
 //! the schema, the node's site id, the property, its owner account, the token signing key,
-//! the property's CA and server certificate, and a commented `stayos.toml`.
+//! the audit key, the property's CA and server certificate, and a commented `stayos.toml`.
 //!
 //! Every input is checked before anything is written; if a step fails after that, whatever
 //! `init` created is removed again, so a failed `init` leaves the directory as it found it.
@@ -171,6 +171,10 @@ fn create_database(
 ) -> Result<InitReport, InitError> {
     let mut conn = db::open_writer(&dir.join(DB_FILE))?;
     let replica = db::prepare(&mut conn)?;
+    // The audit key exists before the first entry, so the whole chain is keyed.
+    let audit_key = audit::key::AuditKey::generate(1);
+    audit::key::create(dir, &audit_key).map_err(db::DbError::from)?;
+    audit::key::install(&conn, &audit_key)?;
     let now = crate::time::now_ms();
     let info = node::NodeInfo {
         site_id: hex::encode(crdt::site_id(&conn).map_err(db::DbError::from)?),

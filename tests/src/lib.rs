@@ -109,6 +109,20 @@ impl TestNode {
         }
     }
 
+    /// Stops the server gracefully, runs `offline` on the stopped node's data directory (to
+    /// change its files as someone with access to the disk would), and starts it again on the
+    /// same directory.
+    pub async fn restart(&mut self, offline: impl FnOnce(&Path)) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+        offline(&self.data_dir);
+        let server =
+            edge_node::server::start(&self.data_dir, test_config(), false).await.expect("restart");
+        self.url = server.url();
+        self.server = Some(server);
+    }
+
     pub async fn request(
         &self,
         method: reqwest::Method,

@@ -1,4 +1,10 @@
 //! Reading and verifying the audit log over HTTP (owners and auditors).
+//!
+//! A reader sees the entries of the properties they belong to. Node-level entries (logins,
+//! staff accounts, API keys) are filed under the property the node serves, so whoever may
+//! read that property's log reads them; the few filed under no property (`''`: a node that
+//! is not enrolled and holds several properties, or entries older than the property
+//! column) are for owners only.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,11 +13,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::store::{self, VerifyReport};
+use super::store::{self, VerifyReport, Visible};
 use crate::auth::extract::Authorized;
-use crate::auth::permissions::perm;
+use crate::auth::permissions::{Role, perm};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiQuery;
+use crate::property::access;
 use crate::state::AppState;
 use crate::time::rfc3339;
 
@@ -28,6 +35,8 @@ pub struct AuditQuery {
     pub event: Option<String>,
     /// At most this many entries (1 to 500, default 100).
     pub limit: Option<u32>,
+    /// Only entries of this property (one you belong to).
+    pub property_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -35,6 +44,9 @@ pub struct AuditEntryView {
     pub seq: i64,
     pub id: String,
     pub at: String,
+    /// The property the entry is filed under (`''` for node-level entries of a node that
+    /// serves no single property).
+    pub property_id: String,
     pub event: String,
     pub actor_kind: String,
     pub actor_id: Option<String>,
@@ -51,25 +63,37 @@ pub struct AuditPage {
     pub next_before: Option<i64>,
 }
 
-/// Audit entries, newest first.
+/// Audit entries of the properties you belong to, newest first.
 #[utoipa::path(get, path = "/audit", tag = "audit", security(("bearer" = [])), params(AuditQuery),
     responses(
         (status = 200, description = "A page of entries", body = AuditPage),
+        (status = 403, description = "Not your property", body = ErrorBody),
         (status = 422, description = "A parameter is invalid", body = ErrorBody),
     ))]
 async fn list(
     State(state): State<AppState>,
-    _auth: Authorized<perm::AuditRead>,
+    Authorized(principal, _): Authorized<perm::AuditRead>,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid_field("limit", "must be between 1 and 500"));
     }
+    let visible = match query.property_id.as_deref().map(str::trim) {
+        Some("") => return Err(ApiError::invalid_field("property_id", "must not be empty")),
+        Some(id) => {
+            access::ensure(&principal, id)?;
+            Visible { properties: vec![id.to_string()], node_level: false }
+        }
+        None => Visible {
+            properties: principal.properties.clone(),
+            node_level: principal.role == Role::Owner,
+        },
+    };
     let rows = state
         .db
         .read(move |conn| -> Result<_, ApiError> {
-            Ok(store::page(conn, query.before, query.event.as_deref(), limit)?)
+            Ok(store::page(conn, query.before, query.event.as_deref(), &visible, limit)?)
         })
         .await?;
     let next_before = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.seq)).flatten();
@@ -79,6 +103,7 @@ async fn list(
             seq: r.seq,
             id: r.id,
             at: rfc3339(r.at),
+            property_id: r.property_id,
             event: r.event,
             actor_kind: r.actor_kind,
             actor_id: r.actor_id,
@@ -91,7 +116,8 @@ async fn list(
     Ok(Json(AuditPage { entries, next_before }))
 }
 
-/// Walk the whole hash chain and report whether it is intact.
+/// Walk the whole hash chain and report whether it is intact: every keyed entry's HMAC, the
+/// links, and that the chain still holds the newest entry the hub stored (`anchor`).
 #[utoipa::path(get, path = "/audit/verify", tag = "audit", security(("bearer" = [])),
     responses((status = 200, description = "The verification result", body = VerifyReport)))]
 async fn verify(

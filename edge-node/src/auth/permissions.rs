@@ -71,6 +71,8 @@ impl Role {
             P::StaffManage | P::ApiKeysManage => matches!(self, R::Owner | R::Manager),
             P::StaffRead => matches!(self, R::Owner | R::Manager | R::Auditor),
             P::AuditRead => matches!(self, R::Owner | R::Auditor),
+            // Chain-level acts on a guest another property first saw: owners only.
+            P::GuestChain => matches!(self, R::Owner),
             // Every role works at a property and may read its set-up: rooms, types, rates.
             P::PropertyRead => true,
             P::PropertyAdmin => matches!(self, R::Owner),
@@ -166,6 +168,9 @@ permissions! {
     GuestPrivacy => "guest.privacy";
     /// Adjust loyalty points by hand.
     LoyaltyAdjust => "loyalty.adjust";
+    /// Export, erase, merge and adjust the loyalty points of guests first seen at another
+    /// property, and see other properties' stays with amounts and confirmation codes.
+    GuestChain => "guest.chain";
     /// Read the housekeeping board.
     HousekeepingRead => "housekeeping.read";
     /// Change room statuses and put rooms out of order.

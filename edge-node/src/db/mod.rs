@@ -51,8 +51,17 @@ pub const REPLICATED_TABLES: &[&str] = &[
 
 /// Tables that never leave this node: its identity, and sessions, tokens, throttling
 /// counters and API keys, which only mean something here.
-pub const LOCAL_TABLES: &[&str] =
-    &["node_meta", "sessions", "refresh_tokens", "mfa_challenges", "login_throttle", "api_keys"];
+/// `guest_document_numbers` holds identity-document numbers in full: they stay on the node
+/// that saw the document (the replicated `guest_documents` row carries them masked).
+pub const LOCAL_TABLES: &[&str] = &[
+    "node_meta",
+    "sessions",
+    "refresh_tokens",
+    "mfa_challenges",
+    "login_throttle",
+    "api_keys",
+    "guest_document_numbers",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -67,6 +76,8 @@ pub enum DbError {
          upgrade stayos-edge"
     )]
     SchemaTooNew { found: usize, latest: usize },
+    #[error(transparent)]
+    AuditKey(#[from] crate::audit::key::KeyError),
     #[error("could not start a storage thread: {0}")]
     Thread(#[from] std::io::Error),
     #[error("the storage threads have stopped")]
@@ -136,6 +147,9 @@ pub(crate) fn prepare(conn: &mut Connection) -> Result<crdt::Replica, DbError> {
     for table in REPLICATED_TABLES {
         replica.make_replicated(&tx, table)?;
     }
+    // Data steps of migrations go through capture, like any write (migrations themselves
+    // must not write replicated rows): clear document numbers move to the local table.
+    crate::guest::documents::keep_numbers_home(&tx)?;
     replica.set_schema_version(&tx, i64::try_from(version).unwrap_or(i64::MAX))?;
     replica.flush(&tx)?;
     tx.commit()?;
@@ -211,6 +225,18 @@ impl Db {
         let path = data_dir.join(DB_FILE);
         let mut writer_conn = open_writer(&path)?;
         let replica = prepare(&mut writer_conn)?;
+        // Every connection gets the audit key (`audit::record` on the writer, `verify` on
+        // the readers); then the append-only triggers are checked, with the key in place to
+        // audit their restoration.
+        let audit_key = crate::audit::key::load_or_create(data_dir, &writer_conn)?;
+        crate::audit::key::install(&writer_conn, &audit_key)?;
+        {
+            let tx = writer_conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            replica.refresh(&tx)?;
+            crate::audit::store::ensure_append_only(&tx, crate::time::now_ms())?;
+            replica.flush(&tx)?;
+            tx.commit()?;
+        }
         writer_conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
 
         let reader_count = readers.max(1);
@@ -222,6 +248,7 @@ impl Db {
         threads.push(spawn_worker("db-writer".into(), writer_conn, writer_rx, true)?);
         for i in 0..reader_count {
             let conn = open_reader(&path)?;
+            crate::audit::key::install(&conn, &audit_key)?;
             threads.push(spawn_worker(format!("db-reader-{i}"), conn, readers_rx.clone(), false)?);
         }
         Ok(Db {

@@ -1,6 +1,8 @@
-//! Identity documents seen at check-in. The number is stored as given (the front desk and the
-//! authorities' guest registration need it) but every response — the export included —
-//! shows it masked: a fixed run of dots and at most its last four characters.
+//! Identity documents seen at check-in. The number is kept in full only on the node that saw
+//! the document, in the local-only `guest_document_numbers` (the authorities' guest
+//! registration needs it); the replicated `guest_documents` row — which reaches the hub and
+//! every property of the chain — carries it masked: a fixed run of dots and at most its last
+//! four characters. Every response, the export included, shows the masked form.
 
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
@@ -39,6 +41,9 @@ pub struct DocumentView {
     pub recorded_at: String,
 }
 
+/// The first character of every masked number; validated numbers never contain it.
+const MASK_DOT: char = '•';
+
 /// The number with only its last characters visible (at most 4, at most half of it).
 pub fn mask(number: &str) -> String {
     let chars: Vec<char> = number.chars().collect();
@@ -48,6 +53,55 @@ pub fn mask(number: &str) -> String {
     let visible = (chars.len() / 2).min(4);
     let tail: String = chars[chars.len() - visible..].iter().collect();
     format!("•••••{tail}")
+}
+
+/// How a stored number is shown: masked forms as they are, a clear one (written by a node
+/// older than the local number table, not yet moved) masked.
+fn shown(stored: &str) -> String {
+    if stored.starts_with(MASK_DOT) { stored.to_string() } else { mask(stored) }
+}
+
+/// Moves the clear numbers of this node's own documents into `guest_document_numbers` and
+/// leaves the masked form in `guest_documents` (a replicated change, so the hub's and the
+/// other properties' copies lose the clear number too). A document is this node's when its
+/// reservation is here or its guest was first seen at a property of this node; the others'
+/// clear numbers are left for their own node to move, so none is lost. Idempotent; run at
+/// every start (`db::prepare`). Returns how many it moved.
+pub fn keep_numbers_home(tx: &Connection) -> rusqlite::Result<usize> {
+    let clear: Vec<(String, String, i64)> = tx
+        .prepare(
+            "SELECT d.id, d.number, d.recorded_at FROM guest_documents d
+             WHERE d.number <> '' AND substr(d.number, 1, 1) <> '•'
+               AND (EXISTS (SELECT 1 FROM reservations r WHERE r.id = d.reservation_id)
+                    OR EXISTS (SELECT 1 FROM guests g JOIN properties p ON p.id = g.property_id
+                               WHERE g.id = d.guest_id))",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, number, recorded_at) in &clear {
+        tx.execute(
+            "INSERT INTO guest_document_numbers (document_id, number, recorded_at)
+             VALUES (?1, ?2, ?3) ON CONFLICT (document_id) DO NOTHING",
+            params![id, number, recorded_at],
+        )?;
+        tx.execute(
+            "UPDATE guest_documents SET number = ?2 WHERE id = ?1",
+            params![id, mask(number)],
+        )?;
+    }
+    if !clear.is_empty() {
+        tracing::info!(documents = clear.len(), "moved identity-document numbers to this node");
+    }
+    Ok(clear.len())
+}
+
+/// Forgets the full numbers of a guest's documents (erasure).
+pub fn forget_numbers(tx: &Connection, guest_id: &str) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "DELETE FROM guest_document_numbers
+         WHERE document_id IN (SELECT id FROM guest_documents WHERE guest_id = ?1)",
+    )?
+    .execute([guest_id])
 }
 
 /// A validated document: (kind, number, country, expires_on, reservation_id).
@@ -115,12 +169,17 @@ pub fn insert(
         guest_id,
         d.reservation_id,
         d.kind,
-        d.number,
+        mask(&d.number),
         d.issuing_country,
         d.expires_on,
         actor,
         now
     ])?;
+    tx.prepare_cached(
+        "INSERT INTO guest_document_numbers (document_id, number, recorded_at)
+         VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![id, d.number, now])?;
     Ok(id)
 }
 
@@ -135,7 +194,7 @@ pub fn list(conn: &Connection, guest_id: &str) -> rusqlite::Result<Vec<DocumentV
         Ok(DocumentView {
             id: r.get(0)?,
             kind: r.get(1)?,
-            number: mask(&r.get::<_, String>(2)?),
+            number: shown(&r.get::<_, String>(2)?),
             issuing_country: r.get(3)?,
             expires_on: r.get(4)?,
             reservation_id: r.get(5)?,
@@ -153,5 +212,7 @@ mod tests {
         assert_eq!(super::mask("C01X00T47"), "•••••0T47");
         assert_eq!(super::mask("123456"), "•••••456");
         assert_eq!(super::mask(""), "");
+        assert_eq!(super::shown("•••••0T47"), "•••••0T47", "masked once only");
+        assert_eq!(super::shown("C01X00T47"), "•••••0T47");
     }
 }

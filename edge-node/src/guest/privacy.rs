@@ -24,18 +24,26 @@ pub struct GuestExport {
     pub profile: GuestView,
     /// Identity documents; numbers are masked here too (kind, country and expiry in full).
     pub documents: Vec<DocumentView>,
-    /// Reservations with totals.
+    /// Reservations with totals (other properties' stays without amounts or codes unless
+    /// the caller holds `guest.chain`).
     pub history: HistoryView,
     pub loyalty_account: Option<Account>,
     pub loyalty_ledger: Vec<LedgerEntry>,
 }
 
-pub fn export(conn: &Connection, g: &GuestRow, now: i64) -> rusqlite::Result<GuestExport> {
+/// The export of `g`; `full_stay` says whose stays are shown with amounts and codes (see
+/// `store::history`).
+pub fn export(
+    conn: &Connection,
+    g: &GuestRow,
+    full_stay: &dyn Fn(&str) -> bool,
+    now: i64,
+) -> rusqlite::Result<GuestExport> {
     Ok(GuestExport {
         exported_at: rfc3339(now),
         profile: g.view(),
         documents: documents::list(conn, &g.id)?,
-        history: store::history(conn, &g.id)?,
+        history: store::history(conn, &g.id, full_stay)?,
         loyalty_account: loyalty::account(conn, &g.id)?,
         loyalty_ledger: loyalty::ledger(conn, &g.id)?,
     })
@@ -73,6 +81,7 @@ pub fn erase(tx: &Connection, g: &GuestRow, now: i64) -> rusqlite::Result<Erasur
          WHERE id = ?1",
     )?
     .execute(params![g.id, now])?;
+    documents::forget_numbers(tx, &g.id)?;
     let documents = tx
         .prepare_cached(
             "UPDATE guest_documents SET number = '', issuing_country = '', expires_on = ''

@@ -10,6 +10,14 @@
 //! `details.merged_into` on reads and writes (export and erase still work on it); an erased
 //! profile reads as `erased: true` with blanked fields and refuses changes (409
 //! `guest_erased`).
+//!
+//! What the chain shares is the profile, not another property's business: a guest's history
+//! shows the stays of properties the caller does not belong to without amounts or
+//! confirmation codes, and the acts that reach into another property's relationship with the
+//! guest — export, erasure, merge and loyalty adjustments of a guest first seen at another
+//! property — need the chain-level permission `guest.chain` (owners) and are audited, filed
+//! under the acting node's property with the guest's home in `details.guest_property_id`.
+//! A loyalty adjustment moves at most [`MAX_ADJUSTMENT_POINTS`] either way.
 
 use axum::Json;
 use axum::extract::State;
@@ -29,7 +37,7 @@ use super::store::{
 };
 use crate::audit::{self, Entry};
 use crate::auth::extract::{Authorized, Principal};
-use crate::auth::permissions::perm;
+use crate::auth::permissions::{Permission, perm};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::property::access;
@@ -94,6 +102,68 @@ fn fetch(
 ) -> Result<GuestRow, ApiError> {
     store::find(conn, id)?.ok_or_else(|| ApiError::not_found("guest"))
 }
+
+/// Whether `g` was first seen at a property the caller does not belong to.
+fn is_foreign(principal: &Principal, g: &GuestRow) -> bool {
+    !principal.properties.contains(&g.property_id)
+}
+
+/// 403 `missing_permission` (`guest.chain`) when `g` is another property's guest and the
+/// caller may not act on the chain's behalf.
+fn ensure_chain(principal: &Principal, g: &GuestRow) -> Result<(), ApiError> {
+    if is_foreign(principal, g) && !principal.role.allows(Permission::GuestChain) {
+        let permission = Permission::GuestChain.as_str();
+        return Err(ApiError::forbidden(
+            "missing_permission",
+            format!(
+                "this guest was first seen at another property; the role {} does not have the \
+                 permission {permission}",
+                principal.role
+            ),
+        )
+        .with_details(json!({ "permission": permission, "guest_property_id": g.property_id })));
+    }
+    Ok(())
+}
+
+/// Which properties' stays the caller sees with amounts and confirmation codes: their own,
+/// or all with `guest.chain`.
+fn full_stays(principal: &Principal) -> impl Fn(&str) -> bool + use<> {
+    let chain = principal.role.allows(Permission::GuestChain);
+    let own = principal.properties.clone();
+    move |property: &str| chain || own.iter().any(|p| p == property)
+}
+
+/// The property an audit entry about `g` is filed under: the guest's own when the caller
+/// works there, else none given, so the entry goes to the property the node serves (the
+/// acting one; the hub takes a node's entries only for its own property).
+fn audit_property<'a>(principal: &Principal, g: &'a GuestRow) -> Option<&'a str> {
+    (!is_foreign(principal, g)).then_some(g.property_id.as_str())
+}
+
+/// An audit entry about `g`, filed as `audit_property` says, with the guest's home property.
+fn guest_entry<'a>(
+    event: &'a str,
+    actor: crate::audit::Actor,
+    principal: &Principal,
+    g: &'a GuestRow,
+    mut details: serde_json::Value,
+) -> Entry<'a> {
+    let foreign = is_foreign(principal, g);
+    if let Some(map) = details.as_object_mut() {
+        map.insert("guest_property_id".into(), json!(g.property_id));
+        map.insert("chain".into(), json!(foreign));
+    }
+    let entry = Entry::new(event, actor).subject(&g.id).details(details);
+    match audit_property(principal, g) {
+        Some(property) => entry.property(property),
+        None => entry,
+    }
+}
+
+/// The most points one manual adjustment may add or take away: what a stay of 1,000.00
+/// earns under the default rule. Larger corrections take several adjustments, each audited.
+pub const MAX_ADJUSTMENT_POINTS: i64 = 10_000;
 
 /// 409 `guest_merged` for a profile merged away.
 fn not_merged(g: GuestRow) -> Result<GuestRow, ApiError> {
@@ -281,7 +351,7 @@ async fn history(
         .db
         .read(move |conn| -> Result<_, ApiError> {
             let g = not_merged(fetch(conn, &principal, &id)?)?;
-            Ok(store::history(conn, &g.id)?)
+            Ok(store::history(conn, &g.id, &full_stays(&principal))?)
         })
         .await?;
     Ok(Json(h))
@@ -436,6 +506,7 @@ pub struct MergeRequest {
     params(GuestId), request_body = MergeRequest,
     responses(
         (status = 200, description = "Merged", body = MergeReport),
+        (status = 403, description = "Another property's guest, without guest.chain", body = ErrorBody),
         (status = 404, description = "No such guest", body = ErrorBody),
         (status = 409, description = "One of them is merged or erased", body = ErrorBody),
         (status = 422, description = "Same profile or another property", body = ErrorBody),
@@ -468,17 +539,23 @@ async fn merge(
                 ));
             }
             let from = live(from)?;
+            ensure_chain(&principal, &into)?;
             let (reservations_moved, documents_moved, points_moved) =
                 privacy::merge(tx, &into, &from, &actor.label(), now)?;
             audit::record(
                 tx,
-                Entry::new("guest_merged", actor.clone()).subject(&into.id).details(json!({
-                    "from_guest_id": from.id,
-                    "property_id": into.property_id,
-                    "reservations_moved": reservations_moved,
-                    "documents_moved": documents_moved,
-                    "points_moved": points_moved,
-                })),
+                guest_entry(
+                    "guest_merged",
+                    actor.clone(),
+                    &principal,
+                    &into,
+                    json!({
+                        "from_guest_id": from.id,
+                        "reservations_moved": reservations_moved,
+                        "documents_moved": documents_moved,
+                        "points_moved": points_moved,
+                    }),
+                ),
                 now,
             )?;
             let guest = store::find(tx, &into.id)?
@@ -576,6 +653,7 @@ pub struct AdjustmentRequest {
     security(("bearer" = [])), params(GuestId), request_body = AdjustmentRequest,
     responses(
         (status = 201, description = "Adjusted", body = LoyaltyView),
+        (status = 403, description = "Another property's guest, without guest.chain", body = ErrorBody),
         (status = 404, description = "No such guest", body = ErrorBody),
         (status = 409, description = "Not enough points, or merged/erased", body = ErrorBody),
         (status = 422, description = "A field is invalid", body = ErrorBody),
@@ -586,10 +664,12 @@ async fn adjust(
     ApiPath(GuestId { id }): ApiPath<GuestId>,
     ApiJson(req): ApiJson<AdjustmentRequest>,
 ) -> Result<(StatusCode, Json<LoyaltyView>), ApiError> {
-    if req.points == 0 || req.points.abs() > 10_000_000 {
+    if req.points == 0 || req.points.unsigned_abs() > MAX_ADJUSTMENT_POINTS.unsigned_abs() {
         return Err(ApiError::invalid_field(
             "points",
-            "must be a non-zero number up to 10,000,000",
+            format!(
+                "must be a non-zero number of points, at most {MAX_ADJUSTMENT_POINTS} either way"
+            ),
         ));
     }
     let reason = req.reason.trim().to_string();
@@ -602,6 +682,7 @@ async fn adjust(
         .db
         .write(move |tx| -> Result<_, ApiError> {
             let g = live(fetch(tx, &principal, &id)?)?;
+            ensure_chain(&principal, &g)?;
             loyalty::enroll(tx, &g.property_id, &g.id, now)?;
             let balance = loyalty::account(tx, &g.id)?.map(|a| a.balance).unwrap_or(0);
             if balance + req.points < 0 {
@@ -625,9 +706,13 @@ async fn adjust(
             )?;
             audit::record(
                 tx,
-                Entry::new("loyalty_adjusted", actor.clone()).subject(&g.id).details(json!({
-                    "points": req.points, "balance_after": after, "reason": reason,
-                })),
+                guest_entry(
+                    "loyalty_adjusted",
+                    actor.clone(),
+                    &principal,
+                    &g,
+                    json!({ "points": req.points, "balance_after": after, "reason": reason }),
+                ),
                 now,
             )?;
             loyalty_view(tx, &g.id)
@@ -643,6 +728,7 @@ async fn adjust(
     params(GuestId),
     responses(
         (status = 200, description = "The export", body = GuestExport),
+        (status = 403, description = "Another property's guest, without guest.chain", body = ErrorBody),
         (status = 404, description = "No such guest", body = ErrorBody),
     ))]
 async fn export(
@@ -656,8 +742,13 @@ async fn export(
         .db
         .write(move |tx| -> Result<_, ApiError> {
             let g = fetch(tx, &principal, &id)?;
-            let export = privacy::export(tx, &g, now)?;
-            audit::record(tx, Entry::new("guest_exported", actor).subject(&g.id), now)?;
+            ensure_chain(&principal, &g)?;
+            let export = privacy::export(tx, &g, &full_stays(&principal), now)?;
+            audit::record(
+                tx,
+                guest_entry("guest_exported", actor, &principal, &g, json!({})),
+                now,
+            )?;
             Ok(export)
         })
         .await?;
@@ -670,6 +761,7 @@ async fn export(
     params(GuestId),
     responses(
         (status = 200, description = "Erased", body = ErasureReport),
+        (status = 403, description = "Another property's guest, without guest.chain", body = ErrorBody),
         (status = 404, description = "No such guest", body = ErrorBody),
     ))]
 async fn erase(
@@ -683,15 +775,21 @@ async fn erase(
         .db
         .write(move |tx| -> Result<_, ApiError> {
             let g = fetch(tx, &principal, &id)?;
+            ensure_chain(&principal, &g)?;
             let report = privacy::erase(tx, &g, now)?;
             if report.newly_erased {
                 audit::record(
                     tx,
-                    Entry::new("guest_erased", actor).subject(&g.id).details(json!({
-                        "property_id": g.property_id,
-                        "reservations": report.reservations,
-                        "documents": report.documents,
-                    })),
+                    guest_entry(
+                        "guest_erased",
+                        actor,
+                        &principal,
+                        &g,
+                        json!({
+                            "reservations": report.reservations,
+                            "documents": report.documents,
+                        }),
+                    ),
                     now,
                 )?;
             }

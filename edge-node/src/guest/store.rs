@@ -720,12 +720,14 @@ pub fn duplicates(conn: &Connection, g: &GuestRow) -> rusqlite::Result<Vec<Dupli
 pub struct StayView {
     pub reservation_id: String,
     pub property_id: String,
-    pub confirmation_code: String,
+    /// Absent (null) for a stay at a property you do not belong to.
+    pub confirmation_code: Option<String>,
     pub arrival: String,
     pub departure: String,
     pub nights: i64,
     pub status: String,
-    pub total_minor: i64,
+    /// Absent (null) for a stay at a property you do not belong to.
+    pub total_minor: Option<i64>,
     pub currency: String,
     pub room_id: String,
     /// The room's number, '' when none is assigned.
@@ -738,7 +740,7 @@ pub struct HistoryTotals {
     pub stays: i64,
     /// Nights of the checked-out stays.
     pub nights: i64,
-    /// Sum of `total_minor` of the checked-out stays.
+    /// Sum of `total_minor` of the checked-out stays whose amounts are shown.
     pub spend_minor: i64,
     /// Tentative or confirmed reservations.
     pub upcoming: i64,
@@ -754,8 +756,14 @@ pub struct HistoryView {
     pub totals: HistoryTotals,
 }
 
-/// Every reservation of a guest, newest arrival first, with totals.
-pub fn history(conn: &Connection, guest_id: &str) -> rusqlite::Result<HistoryView> {
+/// Every reservation of a guest, newest arrival first, with totals. A stay at a property for
+/// which `full_stay(property_id)` is false is shown without its amount and confirmation
+/// code: staff see the money and codes of their own properties only.
+pub fn history(
+    conn: &Connection,
+    guest_id: &str,
+    full_stay: &dyn Fn(&str) -> bool,
+) -> rusqlite::Result<HistoryView> {
     let mut stmt = conn.prepare_cached(
         "SELECT r.id, r.property_id, r.confirmation_code, r.arrival, r.departure, r.status,
                 r.total_minor, r.currency, r.room_id, COALESCE(rm.number, ''),
@@ -765,14 +773,16 @@ pub fn history(conn: &Connection, guest_id: &str) -> rusqlite::Result<HistoryVie
     )?;
     let stays = stmt
         .query_map([guest_id], |r| {
+            let property_id: String = r.get(1)?;
+            let full = full_stay(&property_id);
             Ok(StayView {
                 reservation_id: r.get(0)?,
-                property_id: r.get(1)?,
-                confirmation_code: r.get(2)?,
+                confirmation_code: if full { Some(r.get(2)?) } else { None },
+                property_id,
                 arrival: r.get(3)?,
                 departure: r.get(4)?,
                 status: r.get(5)?,
-                total_minor: r.get(6)?,
+                total_minor: if full { Some(r.get(6)?) } else { None },
                 currency: r.get(7)?,
                 room_id: r.get(8)?,
                 room: r.get(9)?,
@@ -786,7 +796,7 @@ pub fn history(conn: &Connection, guest_id: &str) -> rusqlite::Result<HistoryVie
             "checked_out" => {
                 totals.stays += 1;
                 totals.nights += s.nights;
-                totals.spend_minor += s.total_minor;
+                totals.spend_minor += s.total_minor.unwrap_or(0);
             }
             "tentative" | "confirmed" => totals.upcoming += 1,
             "checked_in" => totals.in_house += 1,

@@ -260,7 +260,10 @@ async fn create_property(
             store::grant(tx, &staff_id, &p.id)?;
             audit::record(
                 tx,
-                Entry::new("property_created", actor).subject(&p.id).details(json!({
+                Entry::new("property_created", actor)
+                    .subject(&p.id)
+                    .property(&p.id)
+                    .details(json!({
                     "name": p.name, "timezone": p.timezone, "currency": p.currency })),
                 now,
             )?;
@@ -327,6 +330,7 @@ async fn update_property(
                     tx,
                     Entry::new("property_updated", actor)
                         .subject(&id)
+                        .property(&id)
                         .details(json!({ "changed": changed })),
                     now,
                 )?;
@@ -370,7 +374,11 @@ async fn delete_property(
                 .with_details(json!({ "reservations": open })));
             }
             store::soft_delete(tx, &id, now)?;
-            audit::record(tx, Entry::new("property_deleted", actor).subject(&id), now)?;
+            audit::record(
+                tx,
+                Entry::new("property_deleted", actor).subject(&id).property(&id),
+                now,
+            )?;
             Ok(())
         })
         .await?;

@@ -192,6 +192,7 @@ async fn end_of_day(
                 tx,
                 Entry::new("end_of_day", actor)
                     .subject(&property_id)
+                    .property(&property_id)
                     .details(serde_json::to_value(&report).unwrap_or_default()),
                 now,
             )?;

@@ -657,3 +657,217 @@ async fn guests_of_other_properties_open_by_id_but_list_only_at_their_own_proper
     assert_eq!(anonymous.status, 401);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn document_numbers_stay_on_the_node_and_only_their_masked_form_replicates() {
+    let node = TestNode::spawn().await;
+    let owner = node.owner_token().await;
+    let id = guest(&node, &owner, "Ann", "Lee").await;
+    let doc = node
+        .post(&format!("/guests/{id}/documents"), Some(&owner), json!({ "kind": "passport", "number": "C01X00T47", "issuing_country": "GB", "expires_on": "2099-12-31" }))
+        .await;
+    assert_eq!(doc.status, 201, "{}", doc.text);
+    let doc_id = doc.str("id");
+    let replicated =
+        sql_text(&node, "SELECT number FROM guest_documents WHERE id = ?1", &doc_id).await;
+    assert_eq!(replicated, ["•••••0T47"], "the chain-scope row holds the masked form");
+    let kept = sql_text(
+        &node,
+        "SELECT number FROM guest_document_numbers WHERE document_id = ?1",
+        &doc_id,
+    )
+    .await;
+    assert_eq!(kept, ["C01X00T47"], "the number in full stays on this node");
+    assert!(edge_node::db::LOCAL_TABLES.contains(&"guest_document_numbers"));
+    let changes = node
+        .db()
+        .read(|conn| crdt::changes_since(conn, 0, None).map_err(edge_node::db::DbError::from))
+        .await
+        .expect("changes");
+    assert!(changes.iter().all(|c| c.table != "guest_document_numbers"));
+    assert!(!format!("{changes:?}").contains("C01X00T47"), "no change carries the number");
+
+    let erased = node.post(&format!("/guests/{id}/erase"), Some(&owner), json!({})).await;
+    assert_eq!(erased.status, 200, "{}", erased.text);
+    let count = sql_text(
+        &node,
+        "SELECT count(*) FROM guest_document_numbers WHERE document_id = ?1",
+        &doc_id,
+    )
+    .await;
+    assert_eq!(count, ["0"], "erasure forgets the number");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn clear_numbers_recorded_before_are_moved_home_at_start_and_others_left_to_their_node() {
+    let mut node = TestNode::spawn().await;
+    let owner = node.owner_token().await;
+    let mine = guest(&node, &owner, "Ann", "Lee").await;
+    let (foreign, mine_id) = (uuid_like(), mine.clone());
+    let foreign_id = foreign.clone();
+    // As a node older than the number table wrote them: numbers in clear in the replicated
+    // rows, for a guest of this property and one first seen at another property.
+    node.db()
+        .write(move |tx| -> Result<_, ApiError> {
+            tx.execute(
+                "INSERT INTO guests (id, property_id, first_name, last_name)
+                 VALUES (?1, 'another-property', 'Far', 'Away')",
+                [&foreign_id],
+            )?;
+            for (doc, guest, number) in
+                [("doc-mine", &mine_id, "X1234567"), ("doc-theirs", &foreign_id, "Y7654321")]
+            {
+                tx.execute(
+                    "INSERT INTO guest_documents (id, guest_id, kind, number, issuing_country,
+                        expires_on) VALUES (?1, ?2, 'id_card', ?3, 'FR', '2099-01-01')",
+                    [doc, guest, number],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("old rows");
+    node.restart(|_| {}).await;
+    let owner = node.owner_token().await;
+    let number = |doc: &'static str| {
+        let node = &node;
+        async move {
+            (
+                sql_text(node, "SELECT number FROM guest_documents WHERE id = ?1", doc).await,
+                sql_text(
+                    node,
+                    "SELECT count(*) FROM guest_document_numbers WHERE document_id = ?1",
+                    doc,
+                )
+                .await,
+            )
+        }
+    };
+    assert_eq!(number("doc-mine").await, (vec!["•••••4567".to_string()], vec!["1".to_string()]));
+    let kept = sql_text(
+        &node,
+        "SELECT number FROM guest_document_numbers WHERE document_id = ?1",
+        "doc-mine",
+    )
+    .await;
+    assert_eq!(kept, ["X1234567"], "nothing is lost");
+    // Another property's document is its own node's to move; here it is only shown masked.
+    assert_eq!(number("doc-theirs").await, (vec!["Y7654321".to_string()], vec!["0".to_string()]));
+    let shown = node.get(&format!("/guests/{foreign}/documents"), Some(&owner)).await;
+    assert_eq!(shown.body[0]["number"], "•••••4321", "{}", shown.text);
+    node.stop().await;
+}
+
+/// A second property on the test node, a manager of the first one only, and a guest of the
+/// first property with a stay at each.
+async fn two_properties(node: &TestNode, owner: &str) -> (String, String, String) {
+    let created = node
+        .post(
+            "/properties",
+            Some(owner),
+            json!({ "name": "Second House", "timezone": "Europe/Paris", "currency": "EUR" }),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let second = created.str("id");
+    let registered = node
+        .post(
+            "/auth/register",
+            Some(owner),
+            json!({ "email": "max@grand-test.example", "name": "Max Manager",
+                    "password": tests::STAFF_PASSWORD, "role": "manager",
+                    "properties": [node.property_id] }),
+        )
+        .await;
+    assert_eq!(registered.status, 201, "{}", registered.text);
+    let (manager, _) = node.tokens("max@grand-test.example", tests::STAFF_PASSWORD).await;
+    let id = guest(node, &manager, "Ann", "Lee").await;
+    (second, manager, id)
+}
+
+#[tokio::test]
+async fn another_propertys_stays_are_shown_without_amounts_or_codes() {
+    let node = TestNode::spawn().await;
+    let owner = node.owner_token().await;
+    let (second, manager, id) = two_properties(&node, &owner).await;
+    reservation(&node, &id, "checked_out", "2026-01-01", "2026-01-03", 20_000).await;
+    let theirs = reservation(&node, &id, "checked_out", "2026-02-01", "2026-02-02", 55_555).await;
+    let (rid, property) = (theirs.clone(), second.clone());
+    node.db()
+        .write(move |tx| -> Result<_, ApiError> {
+            tx.execute(
+                "UPDATE reservations SET property_id = ?2, confirmation_code = 'SECRET1'
+                 WHERE id = ?1",
+                [&rid, &property],
+            )?;
+            Ok(())
+        })
+        .await
+        .expect("move the stay");
+
+    let h = node.get(&format!("/guests/{id}/history"), Some(&manager)).await;
+    assert_eq!(h.status, 200, "{}", h.text);
+    let stays = h.body["stays"].as_array().expect("stays");
+    let other = stays.iter().find(|s| s["property_id"] == json!(second)).expect("their stay");
+    assert_eq!((&other["total_minor"], &other["confirmation_code"]), (&json!(null), &json!(null)));
+    assert_eq!(other["arrival"], "2026-02-01", "the stay itself is shown");
+    let own = stays.iter().find(|s| s["property_id"] == json!(node.property_id)).expect("own");
+    assert_eq!(own["total_minor"], 20_000);
+    assert_eq!(h.body["totals"]["stays"], 2);
+    assert_eq!(h.body["totals"]["spend_minor"], 20_000, "only amounts the caller may see");
+    assert!(!h.text.contains("55555") && !h.text.contains("SECRET1"));
+
+    let full = node.get(&format!("/guests/{id}/history"), Some(&owner)).await;
+    assert_eq!(full.body["totals"]["spend_minor"], 75_555, "owners act for the chain");
+    assert!(full.text.contains("SECRET1"));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn another_propertys_guest_is_exported_erased_or_credited_only_with_the_chain_permission() {
+    let node = TestNode::spawn().await;
+    let owner = node.owner_token().await;
+    let (_, manager, _) = two_properties(&node, &owner).await;
+    // A profile first seen at another property of the chain, as sync brings it.
+    let foreign = uuid_like();
+    let foreign_id = foreign.clone();
+    node.db()
+        .write(move |tx| -> Result<_, ApiError> {
+            tx.execute(
+                "INSERT INTO guests (id, property_id, first_name, last_name)
+                 VALUES (?1, 'another-property', 'Far', 'Away')",
+                [&foreign_id],
+            )?;
+            Ok(())
+        })
+        .await
+        .expect("insert");
+    let adjust = json!({ "points": 500, "reason": "goodwill" });
+    let export = format!("/guests/{foreign}/export");
+    let erase = format!("/guests/{foreign}/erase");
+    let points = format!("/guests/{foreign}/loyalty/adjustments");
+    for resp in [
+        node.get(&export, Some(&manager)).await,
+        node.post(&erase, Some(&manager), json!({})).await,
+        node.post(&points, Some(&manager), adjust.clone()).await,
+    ] {
+        assert_eq!((resp.status, resp.code()), (403, "missing_permission"), "{}", resp.text);
+        assert_eq!(resp.body["error"]["details"]["permission"], "guest.chain");
+    }
+    let read = node.get(&format!("/guests/{foreign}"), Some(&manager)).await;
+    assert_eq!((read.status, read.body["erased"].clone()), (200, json!(false)), "nothing done");
+
+    assert_eq!(node.post(&points, Some(&owner), adjust).await.status, 201);
+    assert_eq!(node.get(&export, Some(&owner)).await.status, 200);
+    assert_eq!(node.post(&erase, Some(&owner), json!({})).await.status, 200);
+    for event in ["loyalty_adjusted", "guest_exported", "guest_erased"] {
+        let audit = node.get(&format!("/audit?event={event}"), Some(&owner)).await;
+        let entry = &audit.body["entries"][0];
+        assert_eq!(entry["subject_id"], json!(foreign), "{event}: {}", audit.text);
+        assert_eq!(entry["details"]["chain"], true, "{event}");
+        assert_eq!(entry["details"]["guest_property_id"], "another-property", "{event}");
+        assert_ne!(entry["property_id"], "another-property", "{event}: filed where it was done");
+    }
+    node.stop().await;
+}

@@ -163,3 +163,23 @@ async fn adjustments_need_a_reason_and_never_take_the_balance_below_zero() {
     assert_eq!(audit.body["entries"].as_array().expect("entries").len(), 3);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn one_adjustment_moves_at_most_the_documented_maximum_of_points() {
+    let node = TestNode::spawn().await;
+    let owner = node.owner_token().await;
+    let id = guest(&node, &owner).await;
+    let path = format!("/guests/{id}/loyalty/adjustments");
+    let max = edge_node::guest::routes::MAX_ADJUSTMENT_POINTS;
+    for points in [max + 1, 1_000_000, -(max + 1)] {
+        let resp =
+            node.post(&path, Some(&owner), json!({ "points": points, "reason": "gift" })).await;
+        assert_eq!((resp.status, resp.field()), (422, "points"), "{points}: {}", resp.text);
+        let reason = resp.body["error"]["details"]["reason"].as_str().unwrap_or("");
+        assert!(reason.contains(&max.to_string()), "{reason}");
+    }
+    let ok = node.post(&path, Some(&owner), json!({ "points": max, "reason": "gift" })).await;
+    assert_eq!(ok.status, 201, "{}", ok.text);
+    assert_eq!(ok.body["account"]["balance"], max);
+    node.stop().await;
+}
