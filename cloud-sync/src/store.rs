@@ -522,6 +522,7 @@ impl Store {
                 received: received_before,
                 applied: 0,
                 ignored: all.len() as u64,
+                quarantined: 0,
             });
         };
         let written = async {
@@ -562,7 +563,7 @@ impl Store {
         metrics::counter!("hub_changes_total", "result" => "ignored").increment(ignored);
         metrics::histogram!("hub_merge_duration_seconds").record(started.elapsed().as_secs_f64());
         tracing::debug!(version, applied, ignored, elapsed = ?started.elapsed(), "merged a batch");
-        Ok(PushAck { received: written.received, applied, ignored })
+        Ok(PushAck { received: written.received, applied, ignored, quarantined: 0 })
     }
 
     /// Everything a merge writes as hub version `version`, inside its transaction, up to the

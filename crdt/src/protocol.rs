@@ -184,6 +184,10 @@ pub struct PushAck {
     pub received: i64,
     pub applied: u64,
     pub ignored: u64,
+    /// How many of this node's changes the hub has quarantined in all (a running total),
+    /// so the node can show them; 0 from a hub that does not say.
+    #[serde(default)]
+    pub quarantined: u64,
 }
 
 /// `POST /v1/enroll` body.
