@@ -12,7 +12,11 @@
 //!   (`replication.toml` scope "node"); `acked` moves on each `PushAck`. Wakes on every
 //!   local commit and every second.
 //! - Pull: long-polls the hub after `received` and merges each batch in one write
-//!   transaction together with the cursor — exactly once, and resumable after a crash.
+//!   transaction together with the cursor — exactly once, and resumable after a crash. Each
+//!   batch passes `guard` first: refused changes are quarantined, the rest merged, and the
+//!   cursor moves past both, so one bad change never stops the pulls.
+//! - The hub's acknowledgement says how many of this node's changes it has quarantined in
+//!   all; the agent keeps that in `node_meta` (`hub_quarantined`, on `/sync/status`).
 //! - Failures back off with full jitter, 250 ms doubling to 30 s, reset on success.
 
 use std::sync::Arc;
@@ -466,6 +470,10 @@ impl Session {
             }
             self.status.pushed(count);
             self.set_acked(ack.received).await?;
+            if ack.quarantined > 0 {
+                let total = ack.quarantined;
+                self.db.write(move |tx| super::guard::set_hub_quarantined(tx, total)).await?;
+            }
         }
     }
 
@@ -515,7 +523,7 @@ impl Session {
         if pull.batch.until > since || count > 0 {
             let set = crdt::Changeset::from(pull.batch);
             self.db
-                .merge(set)
+                .merge_from_hub(set, self.scopes.clone())
                 .await
                 .map_err(|e| StepError::Local(format!("merging the hub's changes failed: {e}")))?;
         }

@@ -1,0 +1,3 @@
+-- Placeholder for migration 0004, which another branch of issue 11 brings; rusqlite_migration
+-- needs consecutive numbers, so this branch carries an empty one. Delete this directory when
+-- the real 0004 is merged.
