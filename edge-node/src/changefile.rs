@@ -191,26 +191,53 @@ pub fn import(data_dir: &Path, file: &Path) -> Result<ImportReport, ChangeFileEr
     let tx =
         conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(DbError::from)?;
     replica.refresh(&tx).map_err(DbError::from)?;
-    guard::quarantine(
-        &tx,
-        Source::File,
-        malformed.iter().map(|(_, raw, refusal)| guard::Quarantined {
-            table: "",
-            pk: String::new(),
-            cid: "",
-            change: raw.clone(),
-            refusal,
-        }),
-    )?;
-    let lines = changes.len();
-    let guard::Admitted { changes: kept, schemas: kept_schemas, refused: screened } =
-        guard::admit(&tx, &replica, &scopes, Source::File, changes, schemas)?;
-    refused.extend(screened.into_iter().map(|(i, r)| RefusedLine {
-        line: line_numbers[i],
-        kind: r.kind,
-        reason: r.reason,
-    }));
+    let me = guard::Identity::load(&tx)?;
+    let verdicts = guard::screen(&tx, &replica, &scopes, &me, &changes, |i| schemas[i])?;
+    // Every refused line in the quarantine in line order, so the newest entry is the last line.
+    let mut held: Vec<(usize, guard::Quarantined<'_>)> = malformed
+        .iter()
+        .map(|(line, raw, refusal)| {
+            let q = guard::Quarantined {
+                table: "",
+                pk: String::new(),
+                cid: "",
+                change: raw.clone(),
+                refusal,
+            };
+            (*line, q)
+        })
+        .collect();
+    for (i, verdict) in verdicts.iter().enumerate() {
+        if let Some(refusal) = verdict {
+            let c = &changes[i];
+            held.push((
+                line_numbers[i],
+                guard::Quarantined {
+                    table: &c.table,
+                    pk: guard::readable_pk(&c.pk),
+                    cid: &c.cid,
+                    change: crdt::wire::change_line_with_schema(c, schemas[i]),
+                    refusal,
+                },
+            ));
+            refused.push(RefusedLine {
+                line: line_numbers[i],
+                kind: refusal.kind,
+                reason: refusal.reason.clone(),
+            });
+        }
+    }
+    held.sort_by_key(|(line, _)| *line);
+    guard::quarantine(&tx, Source::File, held.into_iter().map(|(_, q)| q))?;
     refused.sort_by_key(|r| r.line);
+    let lines = changes.len();
+    let (mut kept, mut kept_schemas) = (Vec::new(), Vec::new());
+    for ((c, schema), verdict) in changes.into_iter().zip(schemas).zip(verdicts) {
+        if verdict.is_none() {
+            kept.push(c);
+            kept_schemas.push(schema);
+        }
+    }
     let report = replica.merge_changes(&tx, &kept, |i| kept_schemas[i]).map_err(DbError::from)?;
     replica.flush(&tx).map_err(DbError::from)?;
     tx.commit().map_err(DbError::from)?;
