@@ -86,6 +86,8 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum ChangesCommand {
     /// Write this node's changes after a database version to a file (or standard output).
+    /// Tables kept on the node (replication.toml scope "node": staff accounts with their
+    /// password hashes and MFA secrets) are left out.
     Export {
         #[arg(long, env = "STAYOS_DATA_DIR")]
         data_dir: PathBuf,
@@ -96,7 +98,14 @@ enum ChangesCommand {
         #[arg(long)]
         output: Option<PathBuf>,
     },
-    /// Check every line of a changes file, then merge them all in one transaction.
+    /// Merge a changes file: every line is checked (as changes pulled from the hub are), the
+    /// good ones are merged in one transaction, and each refused line (not a change, a staff
+    /// account, another property's row, an unknown column, ...) is named on stderr with its
+    /// line number and kept in the sync quarantine (`GET /sync/quarantine`).
+    ///
+    /// Exits 0 when the file could be read, even if some lines were refused; non-zero only
+    /// when nothing could be read at all (no such file, no database, or no line of the file
+    /// is a change).
     Import {
         #[arg(long, env = "STAYOS_DATA_DIR")]
         data_dir: PathBuf,
@@ -184,23 +193,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Changes { command: ChangesCommand::Export { data_dir, since, output } } => {
             let report = changefile::export(&data_dir, since, output.as_deref())?;
             eprintln!(
-                "exported {} changes (database versions {} to {}){}",
+                "exported {} changes (database versions {} to {}){}; {} changes of staff \
+                 accounts (kept on this node) left out",
                 report.changes,
                 report.since + 1,
                 report.until,
-                output.map(|o| format!(" to {}", o.display())).unwrap_or_default()
+                output.map(|o| format!(" to {}", o.display())).unwrap_or_default(),
+                report.left_out
             );
             Ok(())
         }
         Command::Changes { command: ChangesCommand::Import { data_dir, file } } => {
-            let r = changefile::import(&data_dir, &file)?;
+            let r = match changefile::import(&data_dir, &file) {
+                Ok(r) => r,
+                Err(err) => {
+                    if let changefile::ChangeFileError::Empty { refused, .. } = &err {
+                        report_refused(&file, refused);
+                    }
+                    return Err(err.into());
+                }
+            };
+            report_refused(&file, &r.refused);
             println!(
-                "imported {} changes from {}: {} applied, {} already known or superseded, {} held for a newer schema",
+                "imported {} changes from {}: {} applied, {} already known or superseded, {} held for a newer schema, {} lines refused (kept in the sync quarantine)",
                 r.lines,
                 file.display(),
                 r.report.applied,
                 r.report.ignored,
-                r.report.held
+                r.report.held,
+                r.refused.len()
             );
             Ok(())
         }
@@ -232,6 +253,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             drop(dir);
             served
         }
+    }
+}
+
+/// Names each refused line of a changes file on stderr.
+fn report_refused(file: &Path, refused: &[changefile::RefusedLine]) {
+    for r in refused {
+        eprintln!(
+            "{}, line {}: refused ({}): {}",
+            file.display(),
+            r.line,
+            r.kind.as_str(),
+            r.reason
+        );
     }
 }
 

@@ -53,6 +53,7 @@ pub const REPLICATED_TABLES: &[&str] = &[
 /// counters and API keys, which only mean something here.
 /// `guest_document_numbers` holds identity-document numbers in full: they stay on the node
 /// that saw the document (the replicated `guest_documents` row carries them masked).
+/// The sync quarantine (`sync::guard`) holds what other sites sent that this node refused.
 pub const LOCAL_TABLES: &[&str] = &[
     "node_meta",
     "sessions",
@@ -61,6 +62,7 @@ pub const LOCAL_TABLES: &[&str] = &[
     "login_throttle",
     "api_keys",
     "guest_document_numbers",
+    "sync_quarantine",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -286,6 +288,18 @@ impl Db {
     pub async fn merge(&self, set: crdt::Changeset) -> Result<crdt::MergeReport, DbError> {
         let replica = self.inner.replica.clone();
         self.write(move |tx| Ok(replica.merge(tx, &set)?)).await
+    }
+
+    /// Merges a batch pulled from the hub like [`Db::merge`], screened by `sync::guard` in
+    /// the same transaction: refused changes go to the quarantine, the rest are merged, and
+    /// the cursor moves to the batch's end. Also answers how many were refused.
+    pub async fn merge_from_hub(
+        &self,
+        set: crdt::Changeset,
+        scopes: Arc<crdt::protocol::Scopes>,
+    ) -> Result<(crdt::MergeReport, usize), DbError> {
+        let replica = self.inner.replica.clone();
+        self.write(move |tx| crate::sync::guard::merge_from_hub(tx, &replica, &scopes, set)).await
     }
 
     /// Runs `f` on the single writer inside one `BEGIN IMMEDIATE` transaction. The transaction

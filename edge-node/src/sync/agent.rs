@@ -12,7 +12,11 @@
 //!   (`replication.toml` scope "node"); `acked` moves on each `PushAck`. Wakes on every
 //!   local commit and every second.
 //! - Pull: long-polls the hub after `received` and merges each batch in one write
-//!   transaction together with the cursor — exactly once, and resumable after a crash.
+//!   transaction together with the cursor — exactly once, and resumable after a crash. Each
+//!   batch passes `guard` first: refused changes are quarantined, the rest merged, and the
+//!   cursor moves past both, so one bad change never stops the pulls.
+//! - The hub's acknowledgement says how many changes of the push it quarantined; the agent
+//!   adds them up in `node_meta` (`hub_quarantined`, on `/sync/status`).
 //! - Failures back off with full jitter, 250 ms doubling to 30 s, reset on success.
 
 use std::sync::Arc;
@@ -325,9 +329,19 @@ impl Session {
         }
         self.hub_received.store(hello.received, std::sync::atomic::Ordering::Relaxed);
         let hub = self.link.hub_site_id.clone();
+        // The newest entry of this node's audit chain the hub holds: `/audit/verify` checks
+        // the chain still reaches it, so deleting the newest entries is found.
+        let anchor = hello.audit_anchor.as_ref().and_then(|a| serde_json::to_string(a).ok());
         let (acked, received) = self
             .db
             .write(move |tx| -> Result<_, DbError> {
+                if let Some(anchor) = &anchor {
+                    tx.execute(
+                        "INSERT INTO node_meta (key, value) VALUES ('audit_anchor', ?1)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        [anchor],
+                    )?;
+                }
                 let cursor = crdt::peer_cursor(tx, &hub)?;
                 tx.execute("INSERT OR IGNORE INTO crdt_peers (site_id) VALUES (?1)", [&hub])?;
                 if hello.received != cursor.acked {
@@ -466,6 +480,11 @@ impl Session {
             }
             self.status.pushed(count);
             self.set_acked(ack.received).await?;
+            if ack.quarantined > 0 {
+                let count = ack.quarantined;
+                tracing::warn!(count, "the hub quarantined changes of this node's push");
+                self.db.write(move |tx| super::guard::add_hub_quarantined(tx, count)).await?;
+            }
         }
     }
 
@@ -515,7 +534,7 @@ impl Session {
         if pull.batch.until > since || count > 0 {
             let set = crdt::Changeset::from(pull.batch);
             self.db
-                .merge(set)
+                .merge_from_hub(set, self.scopes.clone())
                 .await
                 .map_err(|e| StepError::Local(format!("merging the hub's changes failed: {e}")))?;
         }

@@ -4,7 +4,11 @@
 //!   stores the hub link (`config`) in `node_meta`.
 //! - `agent`: a task inside `stayos-edge serve` that pushes this node's own writes and pulls
 //!   everything the hub holds for its property and the chain, through `client`.
-//! - `routes`: `GET /sync/status`; the same facts as Prometheus metrics.
+//! - `guard`: the boundary for incoming changes (pulls and changes files): each change is
+//!   screened before it is merged, and a refused one goes to the local `sync_quarantine`
+//!   with its reason while the rest are merged.
+//! - `routes`: `GET /sync/status`, `GET /sync/quarantine`; the same facts as Prometheus
+//!   metrics.
 //!
 //! Architecture invariant: the agent never slows local work. It reads on the read pool, its
 //! writes are small (a cursor, or one merge of at most `agent::PULL_LIMIT` changes), and
@@ -14,6 +18,7 @@ pub mod agent;
 pub mod client;
 pub mod config;
 pub mod enroll;
+pub mod guard;
 pub mod routes;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -83,6 +88,24 @@ pub struct StatusView {
     pub pushed_total: u64,
     /// Changes pulled since this process started.
     pub pulled_total: u64,
+    /// Changes this node refused to merge (pulled from the hub or imported from a file), in
+    /// all: those in the quarantine (`GET /sync/quarantine`) and those its cap dropped.
+    pub quarantined: u64,
+    /// The newest quarantined changes (at most five), newest first.
+    pub quarantine_recent: Vec<QuarantineNote>,
+    /// This node's changes the hub refused and quarantined, as its last acknowledgement said.
+    pub hub_quarantined: u64,
+}
+
+/// One quarantined change in brief.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct QuarantineNote {
+    /// RFC 3339.
+    pub at: String,
+    /// `hub` or `file`.
+    pub source: String,
+    pub table: String,
+    pub reason: String,
 }
 
 /// The agent's status, shared with the HTTP handlers. Every update also sets the
@@ -105,6 +128,9 @@ impl Default for SyncStatus {
                 pending_pull: 0,
                 pushed_total: 0,
                 pulled_total: 0,
+                quarantined: 0,
+                quarantine_recent: Vec::new(),
+                hub_quarantined: 0,
             })),
         }
     }

@@ -1,6 +1,6 @@
-//! `stayos-edge changes export|import`, run as the real binary: a property's changes carried
-//! to another node as a file, and every kind of bad file refused with its line named and
-//! nothing applied.
+//! `stayos-edge changes export|import`, run as the real binary: changes carried to another
+//! node as a file (chain records arrive, another property's rows and staff accounts do not),
+//! and every kind of bad line refused with its line named while the good lines are applied.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -55,9 +55,40 @@ fn two_nodes() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     (tmp, a, b)
 }
 
+/// A chain-level guest profile written on a node, as its front desk would.
+fn add_guest(dir: &Path, id: &str, first: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    runtime.block_on(async {
+        let db = edge_node::db::Db::open(dir, 1).expect("open");
+        let (id, first) = (id.to_string(), first.to_string());
+        db.write(move |tx| {
+            tx.execute(
+                "INSERT INTO guests (id, property_id, first_name, last_name) VALUES (?1, 'p', ?2, 'Carried')",
+                rusqlite::params![id, first],
+            )?;
+            Ok::<_, edge_node::db::DbError>(())
+        })
+        .await
+        .expect("insert a guest");
+        db.close();
+    });
+}
+
+fn export_lines(dir: &Path) -> Vec<String> {
+    let out = edge(&["changes", "export", "--data-dir", s(dir)]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8(out.stdout).expect("utf-8").lines().map(String::from).collect()
+}
+
+fn table_of(line: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(line).expect("json");
+    v["table"].as_str().expect("table").to_string()
+}
+
 #[test]
-fn a_property_carried_on_a_file_arrives_whole_and_twice_changes_nothing() {
+fn a_file_from_another_node_brings_its_chain_records_and_its_property_rows_are_refused() {
     let (tmp, a, b) = two_nodes();
+    add_guest(&a, "guest-carried", "Ada");
     let file = tmp.path().join("usb/a.jsonl");
     std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
     let out = edge(&["changes", "export", "--data-dir", s(&a), "--output", s(&file)]);
@@ -73,13 +104,17 @@ fn a_property_carried_on_a_file_arrives_whole_and_twice_changes_nothing() {
 
     let out = edge(&["changes", "import", "--data-dir", s(&b), s(&file)]);
     assert!(out.status.success(), "{}", text(&out));
-    for table in ["properties", "staff", "staff_properties"] {
-        let (in_a, in_b) = (rows(&a, table), rows(&b, table));
-        for row in &in_a {
-            assert!(in_b.contains(row), "{table}: {row} did not arrive");
-        }
-    }
-    // The same file again: every change is already known.
+    // The guest profile (chain-level) arrives whole...
+    assert_eq!(rows(&a, "guests"), rows(&b, "guests"));
+    assert_eq!(rows(&b, "guests").len(), 1);
+    // ...while A's own property rows are not B's to take: each line is named.
+    let message = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(message.contains("refused (other_property)"), "{message}");
+    let properties_line = lines.lines().position(|l| table_of(l) == "properties").expect("line");
+    assert!(message.contains(&format!("line {}: refused", properties_line + 1)), "{message}");
+    assert!(!rows(&b, "properties").iter().any(|r| rows(&a, "properties").contains(r)));
+
+    // The same file again: every accepted change is already known.
     let out = edge(&["changes", "import", "--data-dir", s(&b), s(&file)]);
     assert!(text(&out).contains(" 0 applied"), "{}", text(&out));
 
@@ -92,17 +127,35 @@ fn a_property_carried_on_a_file_arrives_whole_and_twice_changes_nothing() {
     assert!(out.stdout.is_empty());
 }
 
+#[test]
+fn an_export_leaves_the_staff_accounts_out() {
+    let (_tmp, a, _b) = two_nodes();
+    let staff = rows(&a, "staff");
+    assert!(!staff.is_empty(), "init made an owner account");
+    let out = edge(&["changes", "export", "--data-dir", s(&a)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("changes of staff accounts (kept on this node) left out"));
+    let lines: Vec<String> =
+        String::from_utf8(out.stdout).expect("utf-8").lines().map(String::from).collect();
+    assert!(!lines.is_empty());
+    let scopes = edge_node::sync::agent::scopes();
+    for line in &lines {
+        let table = table_of(line);
+        assert_ne!(scopes.get(&table), Some(crdt::protocol::Scope::Node), "{line}");
+        assert!(!line.contains("argon2"), "a password hash left the node: {line}");
+    }
+}
+
 /// Turns a good line into a bad one.
 type Spoil = Box<dyn Fn(&str) -> String>;
 
 #[test]
-fn a_bad_line_is_named_and_nothing_of_the_file_is_applied() {
+fn a_bad_line_is_named_and_the_good_lines_of_the_file_are_applied() {
     let (tmp, a, b) = two_nodes();
-    let out = edge(&["changes", "export", "--data-dir", s(&a)]);
-    assert!(out.status.success(), "{}", text(&out));
+    add_guest(&a, "guest-good", "Grace");
     let good: Vec<String> =
-        String::from_utf8(out.stdout).expect("utf-8").lines().map(String::from).collect();
-    let properties_before = rows(&b, "properties");
+        export_lines(&a).into_iter().filter(|l| table_of(l) == "guests").collect();
+    assert!(good.len() > 1, "a guest profile is several changes");
 
     let cases: [(&str, Spoil, &str); 6] = [
         ("truncated JSON", Box::new(|l: &str| l[..l.len() / 2].to_string()), "not a change"),
@@ -130,17 +183,35 @@ fn a_bad_line_is_named_and_nothing_of_the_file_is_applied() {
         ),
     ];
     for (what, spoil, reason) in cases {
+        let fresh = tmp.path().join(format!("b-{}", what.replace(' ', "-")));
+        tests::init_dir(&fresh).expect("init");
         let mut lines = good.clone();
-        lines[2] = spoil(&lines[2]);
+        lines.insert(1, spoil(&good[0]));
         let file = tmp.path().join("bad.jsonl");
         std::fs::write(&file, lines.join("\n") + "\n").expect("write");
-        let out = edge(&["changes", "import", "--data-dir", s(&b), s(&file)]);
-        assert!(!out.status.success(), "{what}: accepted");
+        let out = edge(&["changes", "import", "--data-dir", s(&fresh), s(&file)]);
+        assert!(out.status.success(), "{what}: the whole file was refused: {}", text(&out));
         let message = text(&out);
-        assert!(message.contains("line 3"), "{what}: {message}");
+        assert!(message.contains("line 2: refused"), "{what}: {message}");
         assert!(message.contains(reason), "{what}: {message}");
-        assert_eq!(rows(&b, "properties"), properties_before, "{what}: something was applied");
+        assert!(message.contains("1 lines refused"), "{what}: {message}");
+        assert_eq!(rows(&fresh, "guests"), rows(&a, "guests"), "{what}: the good lines");
+        let conn = Connection::open(fresh.join(edge_node::db::DB_FILE)).expect("open");
+        let kept: String = conn
+            .query_row("SELECT reason FROM sync_quarantine", [], |r| r.get(0))
+            .expect("the bad line is in the quarantine");
+        assert!(kept.contains(reason), "{what}: {kept}");
     }
+
+    // Nothing readable at all: a failure that says so, every line named.
+    let file = tmp.path().join("junk.jsonl");
+    std::fs::write(&file, "not json\n{}\n").expect("write");
+    let out = edge(&["changes", "import", "--data-dir", s(&b), s(&file)]);
+    assert!(!out.status.success());
+    let message = text(&out);
+    assert!(message.contains("holds no line that is a change"), "{message}");
+    assert!(message.contains("line 1: refused (malformed)"), "{message}");
+    assert!(message.contains("line 2: refused (malformed)"), "{message}");
 
     let out = edge(&["changes", "import", "--data-dir", s(&b), s(&tmp.path().join("none"))]);
     assert!(!out.status.success());

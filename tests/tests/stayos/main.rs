@@ -27,4 +27,5 @@ mod sessions;
 mod staff;
 mod sync;
 mod sync_faults;
+mod sync_guard;
 mod sync_status;

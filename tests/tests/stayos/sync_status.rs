@@ -58,7 +58,7 @@ async fn a_node_that_is_not_enrolled_reports_sync_disabled() {
         json!({
             "state": "disabled", "hub_url": null, "node_id": null, "last_success": null,
             "last_error": null, "pending_push": 0, "pending_pull": 0, "pushed_total": 0,
-            "pulled_total": 0,
+            "pulled_total": 0, "quarantined": 0, "quarantine_recent": [], "hub_quarantined": 0,
         })
     );
     assert_eq!(node.get("/sync/status", None).await.status, 401);
