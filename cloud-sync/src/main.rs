@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use cloud_sync::db::{self, Pool};
 use cloud_sync::schema::HubSchema;
+use cloud_sync::server::limits::PushLimits;
 use cloud_sync::server::{self, Transport};
 use cloud_sync::store::{MergeError, Store, Writer};
 use cloud_sync::{nodes, tls};
@@ -32,6 +33,31 @@ struct Database {
     /// PostgreSQL URL of the hub's database.
     #[arg(long, env = "STAYOS_DATABASE_URL", hide_env_values = true)]
     database_url: String,
+}
+
+/// What pushes may cost this process (`serve`).
+#[derive(Debug, Args)]
+struct Limits {
+    /// MiB of push bodies and decoded batches held at once; a push beyond it waits, then is
+    /// answered 503 hub_busy.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(16..=65_536))]
+    push_memory_mib: u32,
+    /// Pushes of one node running at once; one more is answered 429 too_many_pushes.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pushes_per_node: u32,
+    /// Pushes running at once in all; one more is answered 503 hub_busy.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pushes_in_flight: u32,
+}
+
+impl Limits {
+    fn push_limits(&self) -> PushLimits {
+        PushLimits {
+            memory_bytes: self.push_memory_mib as usize * 1024 * 1024,
+            per_node: self.pushes_per_node as usize,
+            in_flight: self.pushes_in_flight as usize,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +86,8 @@ enum Command {
         /// Most PostgreSQL connections this process opens.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(2..=1000))]
         db_pool: u16,
+        #[command(flatten)]
+        limits: Limits,
     },
     /// Print a one-time enrollment token for a property's edge node.
     EnrollToken {
@@ -154,7 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("hub database is up to date; TLS certificate sha256 {}", cert.sha256_hex);
             Ok(())
         }
-        Command::Serve { db, listen, http, tls_cert, tls_key, db_pool } => {
+        Command::Serve { db, listen, http, tls_cert, tls_key, db_pool, limits } => {
             init_logging();
             let pool = open(&db, usize::from(db_pool)).await?;
             migrate(&pool).await?;
@@ -180,7 +208,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // `open` parsed the URL already; parsed again for the listening connection.
             let database = db::pg_config(&db.database_url)
                 .map_err(|e| bad(format!("--database-url {}: {e}", redact(&db.database_url))))?;
-            serve(pool, database, listen, transport).await
+            serve(pool, database, listen, transport, limits.push_limits()).await
         }
         Command::EnrollToken { db, property_id, ttl_minutes } => {
             nodes::check_property_id(&property_id)
@@ -347,10 +375,11 @@ async fn serve(
     database: tokio_postgres::Config,
     listen: SocketAddr,
     transport: Transport,
+    limits: PushLimits,
 ) -> anyhow::Result<()> {
     let store = open_store(&pool).await?;
     let head = store.head();
-    let running = server::start(store, database, listen, transport).await?;
+    let running = server::start(store, database, listen, transport, limits).await?;
     tracing::info!(url = %running.url(), head, "serving");
     {
         // Tests and supervisors read this line to learn the bound port.
