@@ -60,17 +60,32 @@ impl Limits {
     }
 }
 
+#[derive(Debug, Args)]
+struct StateDir {
+    /// The hub's state directory, where the private key of its own TLS certificate is kept
+    /// (`tls-key.pem`, mode 0600; created on first run). Every hub process on the same
+    /// database needs a copy of that file.
+    #[arg(long, env = "STAYOS_HUB_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create or upgrade the hub's tables, and its TLS certificate. Safe to run again.
+    /// Create or upgrade the hub's tables, and (with --state-dir) its TLS certificate, moving
+    /// a private key an older hub kept in the database into the state directory. Safe to run
+    /// again.
     Migrate {
         #[command(flatten)]
         db: Database,
+        #[command(flatten)]
+        state: StateDir,
     },
     /// Migrate, then serve the sync endpoint (HTTPS with the hub's own certificate by default).
     Serve {
         #[command(flatten)]
         db: Database,
+        #[command(flatten)]
+        state: StateDir,
         /// Address to listen on.
         #[arg(long, default_value = "0.0.0.0:8443")]
         listen: SocketAddr,
@@ -175,17 +190,55 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Migrate { db } => {
+        Command::Migrate { db, state } => {
             let pool = open(&db, 2).await?;
             migrate(&pool).await?;
-            let cert = tls::hub_certificate(&pool).await?;
-            println!("hub database is up to date; TLS certificate sha256 {}", cert.sha256_hex);
+            if let Some(dir) = &state.state_dir {
+                let cert = own_certificate(&pool, dir).await?;
+                println!(
+                    "hub database is up to date; TLS certificate sha256 {}, its private key in {}",
+                    cert.sha256_hex,
+                    dir.join(tls::KEY_FILE).display()
+                );
+                return Ok(());
+            }
+            if tls::key_in_database(&pool).await? {
+                return Err(key_still_in_database());
+            }
+            match tls::stored_certificate(&pool).await? {
+                Some((_, sha)) => {
+                    println!("hub database is up to date; TLS certificate sha256 {sha}");
+                }
+                None => println!(
+                    "hub database is up to date; no TLS certificate yet (`--state-dir DIR` \
+                     creates it, its private key in DIR)"
+                ),
+            }
             Ok(())
         }
-        Command::Serve { db, listen, http, tls_cert, tls_key, db_pool, limits } => {
+        Command::Serve { db, state, listen, http, tls_cert, tls_key, db_pool, limits } => {
+            if !http && tls_cert.is_none() && state.state_dir.is_none() {
+                return Err(bad("serving the hub's own certificate needs --state-dir DIR (or \
+                     STAYOS_HUB_STATE_DIR), the directory that keeps its private key; or serve \
+                     --tls-cert/--tls-key files, or --http behind a proxy"));
+            }
             init_logging();
             let pool = open(&db, usize::from(db_pool)).await?;
             migrate(&pool).await?;
+            // With a state directory the hub's own certificate exists whatever is served, so
+            // enrollment tokens can pin it, and a key left in the database is moved out.
+            let own = match &state.state_dir {
+                Some(dir) => Some(own_certificate(&pool, dir).await?),
+                None => {
+                    if tls::key_in_database(&pool).await? {
+                        tracing::warn!(
+                            "hub_meta still holds the hub's TLS private key in clear; run \
+                             `stayos-hub migrate --state-dir DIR` to move it out"
+                        );
+                    }
+                    None
+                }
+            };
             let transport = if http {
                 db::set_hub_meta(&pool, tls::SERVED_KEY, b"http").await?;
                 Transport::Http
@@ -197,7 +250,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 db::set_hub_meta(&pool, tls::SERVED_KEY, b"files").await?;
                 transport
             } else {
-                let cert = tls::hub_certificate(&pool).await?;
+                let cert = own.ok_or_else(|| bad("--state-dir is needed"))?;
                 db::set_hub_meta(&pool, tls::SERVED_KEY, b"db").await?;
                 tracing::info!(sha256 = %cert.sha256_hex, "serving the hub's own certificate");
                 Transport::Https {
@@ -220,7 +273,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let fingerprint = if served.as_deref() == Some(b"files") {
                 None
             } else {
-                Some(tls::hub_certificate(&pool).await?.sha256_hex)
+                match tls::stored_certificate(&pool).await? {
+                    Some((_, sha)) => Some(sha),
+                    // Edges reach a plain-HTTP hub without TLS: nothing to pin.
+                    None if served.as_deref() == Some(b"http") => None,
+                    None => {
+                        return Err(bad(
+                            "the hub has no TLS certificate yet, so a token could not pin it: \
+                             run `stayos-hub migrate --state-dir DIR` (or serve with \
+                             --state-dir) first",
+                        ));
+                    }
+                }
             };
             let token = nodes::create_token(&pool, &property_id, ttl_minutes, fingerprint).await?;
             println!("{}", token.format());
@@ -359,6 +423,23 @@ async fn open_migrated(db: &Database) -> anyhow::Result<Pool> {
         );
     }
     Ok(pool)
+}
+
+/// The hub's own certificate with its key from `dir` (created, or moved out of the database).
+async fn own_certificate(pool: &Pool, dir: &Path) -> anyhow::Result<tls::HubCert> {
+    match tls::hub_certificate(pool, dir).await {
+        Ok(cert) => Ok(cert),
+        Err(tls::TlsError::Setup(message)) => Err(bad(message)),
+        Err(tls::TlsError::Hub(err)) => {
+            Err(anyhow::Error::new(err).context("failed to set up the hub's TLS certificate"))
+        }
+    }
+}
+
+fn key_still_in_database() -> anyhow::Error {
+    bad("the hub's tables are up to date, but hub_meta still holds the hub's TLS private key \
+         in clear (stored by an older hub): run `stayos-hub migrate --state-dir DIR` (or set \
+         STAYOS_HUB_STATE_DIR) to move it into DIR/tls-key.pem; the key was left where it is")
 }
 
 async fn migrate(pool: &Pool) -> anyhow::Result<()> {

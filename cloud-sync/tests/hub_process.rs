@@ -66,13 +66,17 @@ struct Hub {
     child: Option<Child>,
     addr: String,
     log: PathBuf,
+    /// The hub's state directory (`STAYOS_HUB_STATE_DIR` of every command): its TLS key.
+    state: PathBuf,
 }
 
 impl Hub {
     async fn new() -> Hub {
         let db = Database::create().await;
-        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.log", db.name));
-        Hub { db, child: None, addr: String::new(), log }
+        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let log = tmp.join(format!("{}.log", db.name));
+        let state = tmp.join(format!("{}-state", db.name));
+        Hub { db, child: None, addr: String::new(), log, state }
     }
 
     fn command(&self) -> Command {
@@ -82,12 +86,25 @@ impl Hub {
                 cmd.env_remove(key);
             }
         }
-        cmd.env("STAYOS_DATABASE_URL", &self.db.url).stdin(Stdio::null()).kill_on_drop(true);
+        cmd.env("STAYOS_DATABASE_URL", &self.db.url)
+            .env("STAYOS_HUB_STATE_DIR", &self.state)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
         cmd
     }
 
     async fn cli(&self, args: &[&str]) -> Output {
         self.command().args(args).output().await.expect("run stayos-hub")
+    }
+
+    /// A command run with another state directory, or none: another hub machine.
+    async fn cli_with_state(&self, state: Option<&std::path::Path>, args: &[&str]) -> Output {
+        let mut cmd = self.command();
+        match state {
+            Some(dir) => cmd.env("STAYOS_HUB_STATE_DIR", dir),
+            None => cmd.env_remove("STAYOS_HUB_STATE_DIR"),
+        };
+        cmd.args(args).output().await.expect("run stayos-hub")
     }
 
     async fn cli_ok(&self, args: &[&str]) -> String {
@@ -935,4 +952,90 @@ async fn pushes_over_a_nodes_cap_or_the_hubs_are_told_to_retry_and_memory_is_wai
     assert_eq!(resp.json::<PushAck>().await.expect("ack").received, 1);
     until_gauge(&client, &base, "stayos_hub_push_memory_reserved_kib", 0.0).await;
     assert!(hub.terminate().await.1, "{}", hub.log_text());
+}
+
+#[tokio::test]
+async fn migrate_moves_the_tls_key_out_of_the_database_and_nodes_keep_their_pinned_hub() {
+    let mut hub = Hub::new().await;
+    let out = hub.cli_with_state(None, &["migrate"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("no TLS certificate yet"), "{}", text(&out.stdout));
+
+    // The database as an older hub left it: its certificate and, in clear, its key. From
+    // migration 0004 on nothing writes a key there; an old binary's row is put back by hand.
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let sha = hex::encode(Sha256::digest(cert.der().as_ref()));
+    let pg = pg(&hub.db.url).await;
+    let refused = pg
+        .execute(
+            "INSERT INTO hub_meta (key, value) VALUES ('tls_key_pem', $1)",
+            &[&key.serialize_pem().as_bytes()],
+        )
+        .await;
+    assert!(refused.is_err(), "hub_meta refuses a private key");
+    pg.batch_execute("SET session_replication_role = replica").await.expect("bypass triggers");
+    pg.execute(
+        "INSERT INTO hub_meta (key, value) VALUES ('tls_cert_pem', $1), ('tls_key_pem', $2)",
+        &[&cert.pem().as_bytes(), &key.serialize_pem().as_bytes()],
+    )
+    .await
+    .expect("an older hub's rows");
+    let token = hub.token(P1).await;
+    assert_eq!(fingerprint(&token), sha, "the token pins the certificate nodes know");
+    let keys_in_db = async || -> i64 {
+        pg.query_one(
+            "SELECT count(*) FROM hub_meta WHERE position('PRIVATE KEY'::bytea IN value) > 0",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0)
+    };
+
+    // Without a state directory there is nowhere to put it: refused, the key left in place.
+    let out = hub.cli_with_state(None, &["migrate"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--state-dir"), "{}", text(&out.stderr));
+    assert_eq!(keys_in_db().await, 1, "nothing lost");
+
+    // With one: the key moves into its file, owner-only, and leaves the database.
+    let first = hub.cli_ok(&["migrate"]).await;
+    assert!(first.contains(&sha), "the same certificate: {first}");
+    let key_file = hub.state.join("tls-key.pem");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&key_file).expect("key file").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(std::fs::read_to_string(&key_file).expect("read"), key.serialize_pem());
+    assert_eq!(keys_in_db().await, 0);
+    let dump = std::process::Command::new("pg_dump")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "--data-only", &hub.db.name])
+        .output()
+        .expect("pg_dump");
+    assert!(dump.status.success(), "{}", text(&dump.stderr));
+    assert!(!text(&dump.stdout).contains("PRIVATE KEY"), "no table of the hub holds a key");
+    assert_eq!(hub.cli_ok(&["migrate"]).await, first, "moving it again changes nothing");
+
+    // The hub serves the certificate nodes pinned, and the token made before still enrolls.
+    hub.serve(&[]).await;
+    let client = pinned_client(&sha);
+    let (status, body) = enroll(&client, &hub, &token, [0xD1; 16], P1).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(hub.terminate().await.1, "{}", hub.log_text());
+
+    // Another hub machine without the key file cannot serve, and says what to copy; one
+    // without any state directory is told it needs one.
+    let elsewhere = hub.state.with_extension("elsewhere");
+    let out = hub.cli_with_state(Some(&elsewhere), &["serve", "--listen", "127.0.0.1:0"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("copy tls-key.pem") && stderr.contains(&sha), "{stderr}");
+    let out = hub.cli_with_state(None, &["serve", "--listen", "127.0.0.1:0"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--state-dir"), "{}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(&hub.state);
+    let _ = std::fs::remove_dir_all(&elsewhere);
 }
