@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use cloud_sync::db::{self, Pool};
 use cloud_sync::schema::HubSchema;
+use cloud_sync::server::limits::PushLimits;
 use cloud_sync::server::{self, Transport};
 use cloud_sync::store::{MergeError, Store, Writer};
 use cloud_sync::{nodes, tls};
@@ -34,17 +35,62 @@ struct Database {
     database_url: String,
 }
 
+/// What pushes may cost this process (`serve`).
+#[derive(Debug, Args)]
+struct Limits {
+    /// MiB of push bodies and decoded batches held at once; a push beyond it waits, then is
+    /// answered 503 hub_busy.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(16..=65_536))]
+    push_memory_mib: u32,
+    /// Pushes of one node running at once; one more is answered 429 too_many_pushes.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pushes_per_node: u32,
+    /// Pushes running at once in all; one more is answered 503 hub_busy.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pushes_in_flight: u32,
+    /// Rows one property may store on the hub; a push that would add more is answered 507
+    /// quota_exceeded (the node keeps its changes and retries).
+    #[arg(long, default_value_t = cloud_sync::store::DEFAULT_ROW_QUOTA,
+          value_parser = clap::value_parser!(i64).range(1_000..))]
+    property_row_quota: i64,
+}
+
+impl Limits {
+    fn push_limits(&self) -> PushLimits {
+        PushLimits {
+            memory_bytes: self.push_memory_mib as usize * 1024 * 1024,
+            per_node: self.pushes_per_node as usize,
+            in_flight: self.pushes_in_flight as usize,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct StateDir {
+    /// The hub's state directory, where the private key of its own TLS certificate is kept
+    /// (`tls-key.pem`, mode 0600; created on first run). Every hub process on the same
+    /// database needs a copy of that file.
+    #[arg(long, env = "STAYOS_HUB_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create or upgrade the hub's tables, and its TLS certificate. Safe to run again.
+    /// Create or upgrade the hub's tables, and (with --state-dir) its TLS certificate, moving
+    /// a private key an older hub kept in the database into the state directory. Safe to run
+    /// again.
     Migrate {
         #[command(flatten)]
         db: Database,
+        #[command(flatten)]
+        state: StateDir,
     },
     /// Migrate, then serve the sync endpoint (HTTPS with the hub's own certificate by default).
     Serve {
         #[command(flatten)]
         db: Database,
+        #[command(flatten)]
+        state: StateDir,
         /// Address to listen on.
         #[arg(long, default_value = "0.0.0.0:8443")]
         listen: SocketAddr,
@@ -60,6 +106,8 @@ enum Command {
         /// Most PostgreSQL connections this process opens.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(2..=1000))]
         db_pool: u16,
+        #[command(flatten)]
+        limits: Limits,
     },
     /// Print a one-time enrollment token for a property's edge node.
     EnrollToken {
@@ -147,17 +195,55 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Migrate { db } => {
+        Command::Migrate { db, state } => {
             let pool = open(&db, 2).await?;
             migrate(&pool).await?;
-            let cert = tls::hub_certificate(&pool).await?;
-            println!("hub database is up to date; TLS certificate sha256 {}", cert.sha256_hex);
+            if let Some(dir) = &state.state_dir {
+                let cert = own_certificate(&pool, dir).await?;
+                println!(
+                    "hub database is up to date; TLS certificate sha256 {}, its private key in {}",
+                    cert.sha256_hex,
+                    dir.join(tls::KEY_FILE).display()
+                );
+                return Ok(());
+            }
+            if tls::key_in_database(&pool).await? {
+                return Err(key_still_in_database());
+            }
+            match tls::stored_certificate(&pool).await? {
+                Some((_, sha)) => {
+                    println!("hub database is up to date; TLS certificate sha256 {sha}");
+                }
+                None => println!(
+                    "hub database is up to date; no TLS certificate yet (`--state-dir DIR` \
+                     creates it, its private key in DIR)"
+                ),
+            }
             Ok(())
         }
-        Command::Serve { db, listen, http, tls_cert, tls_key, db_pool } => {
+        Command::Serve { db, state, listen, http, tls_cert, tls_key, db_pool, limits } => {
+            if !http && tls_cert.is_none() && state.state_dir.is_none() {
+                return Err(bad("serving the hub's own certificate needs --state-dir DIR (or \
+                     STAYOS_HUB_STATE_DIR), the directory that keeps its private key; or serve \
+                     --tls-cert/--tls-key files, or --http behind a proxy"));
+            }
             init_logging();
             let pool = open(&db, usize::from(db_pool)).await?;
             migrate(&pool).await?;
+            // With a state directory the hub's own certificate exists whatever is served, so
+            // enrollment tokens can pin it, and a key left in the database is moved out.
+            let own = match &state.state_dir {
+                Some(dir) => Some(own_certificate(&pool, dir).await?),
+                None => {
+                    if tls::key_in_database(&pool).await? {
+                        tracing::warn!(
+                            "hub_meta still holds the hub's TLS private key in clear; run \
+                             `stayos-hub migrate --state-dir DIR` to move it out"
+                        );
+                    }
+                    None
+                }
+            };
             let transport = if http {
                 db::set_hub_meta(&pool, tls::SERVED_KEY, b"http").await?;
                 Transport::Http
@@ -169,7 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 db::set_hub_meta(&pool, tls::SERVED_KEY, b"files").await?;
                 transport
             } else {
-                let cert = tls::hub_certificate(&pool).await?;
+                let cert = own.ok_or_else(|| bad("--state-dir is needed"))?;
                 db::set_hub_meta(&pool, tls::SERVED_KEY, b"db").await?;
                 tracing::info!(sha256 = %cert.sha256_hex, "serving the hub's own certificate");
                 Transport::Https {
@@ -180,7 +266,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // `open` parsed the URL already; parsed again for the listening connection.
             let database = db::pg_config(&db.database_url)
                 .map_err(|e| bad(format!("--database-url {}: {e}", redact(&db.database_url))))?;
-            serve(pool, database, listen, transport).await
+            let quota = limits.property_row_quota;
+            serve(pool, database, listen, transport, limits.push_limits(), quota).await
         }
         Command::EnrollToken { db, property_id, ttl_minutes } => {
             nodes::check_property_id(&property_id)
@@ -192,7 +279,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let fingerprint = if served.as_deref() == Some(b"files") {
                 None
             } else {
-                Some(tls::hub_certificate(&pool).await?.sha256_hex)
+                match tls::stored_certificate(&pool).await? {
+                    Some((_, sha)) => Some(sha),
+                    // Edges reach a plain-HTTP hub without TLS: nothing to pin.
+                    None if served.as_deref() == Some(b"http") => None,
+                    None => {
+                        return Err(bad(
+                            "the hub has no TLS certificate yet, so a token could not pin it: \
+                             run `stayos-hub migrate --state-dir DIR` (or serve with \
+                             --state-dir) first",
+                        ));
+                    }
+                }
             };
             let token = nodes::create_token(&pool, &property_id, ttl_minutes, fingerprint).await?;
             println!("{}", token.format());
@@ -333,6 +431,23 @@ async fn open_migrated(db: &Database) -> anyhow::Result<Pool> {
     Ok(pool)
 }
 
+/// The hub's own certificate with its key from `dir` (created, or moved out of the database).
+async fn own_certificate(pool: &Pool, dir: &Path) -> anyhow::Result<tls::HubCert> {
+    match tls::hub_certificate(pool, dir).await {
+        Ok(cert) => Ok(cert),
+        Err(tls::TlsError::Setup(message)) => Err(bad(message)),
+        Err(tls::TlsError::Hub(err)) => {
+            Err(anyhow::Error::new(err).context("failed to set up the hub's TLS certificate"))
+        }
+    }
+}
+
+fn key_still_in_database() -> anyhow::Error {
+    bad("the hub's tables are up to date, but hub_meta still holds the hub's TLS private key \
+         in clear (stored by an older hub): run `stayos-hub migrate --state-dir DIR` (or set \
+         STAYOS_HUB_STATE_DIR) to move it into DIR/tls-key.pem; the key was left where it is")
+}
+
 async fn migrate(pool: &Pool) -> anyhow::Result<()> {
     db::migrate(pool).await.context("failed to migrate the hub database")
 }
@@ -347,10 +462,12 @@ async fn serve(
     database: tokio_postgres::Config,
     listen: SocketAddr,
     transport: Transport,
+    limits: PushLimits,
+    row_quota: i64,
 ) -> anyhow::Result<()> {
-    let store = open_store(&pool).await?;
+    let store = open_store(&pool).await?.with_row_quota(row_quota);
     let head = store.head();
-    let running = server::start(store, database, listen, transport).await?;
+    let running = server::start(store, database, listen, transport, limits).await?;
     tracing::info!(url = %running.url(), head, "serving");
     {
         // Tests and supervisors read this line to learn the bound port.

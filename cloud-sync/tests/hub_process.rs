@@ -66,13 +66,17 @@ struct Hub {
     child: Option<Child>,
     addr: String,
     log: PathBuf,
+    /// The hub's state directory (`STAYOS_HUB_STATE_DIR` of every command): its TLS key.
+    state: PathBuf,
 }
 
 impl Hub {
     async fn new() -> Hub {
         let db = Database::create().await;
-        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.log", db.name));
-        Hub { db, child: None, addr: String::new(), log }
+        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let log = tmp.join(format!("{}.log", db.name));
+        let state = tmp.join(format!("{}-state", db.name));
+        Hub { db, child: None, addr: String::new(), log, state }
     }
 
     fn command(&self) -> Command {
@@ -82,12 +86,25 @@ impl Hub {
                 cmd.env_remove(key);
             }
         }
-        cmd.env("STAYOS_DATABASE_URL", &self.db.url).stdin(Stdio::null()).kill_on_drop(true);
+        cmd.env("STAYOS_DATABASE_URL", &self.db.url)
+            .env("STAYOS_HUB_STATE_DIR", &self.state)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
         cmd
     }
 
     async fn cli(&self, args: &[&str]) -> Output {
         self.command().args(args).output().await.expect("run stayos-hub")
+    }
+
+    /// A command run with another state directory, or none: another hub machine.
+    async fn cli_with_state(&self, state: Option<&std::path::Path>, args: &[&str]) -> Output {
+        let mut cmd = self.command();
+        match state {
+            Some(dir) => cmd.env("STAYOS_HUB_STATE_DIR", dir),
+            None => cmd.env_remove("STAYOS_HUB_STATE_DIR"),
+        };
+        cmd.args(args).output().await.expect("run stayos-hub")
     }
 
     async fn cli_ok(&self, args: &[&str]) -> String {
@@ -739,4 +756,304 @@ async fn serving_certificate_files_serves_them_and_tokens_then_pin_nothing() {
         .await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("/nonexistent/c.pem"));
+}
+
+/// A zstd stream of `n` zero bytes, written in pieces so the test never holds them.
+fn zeros_compressed(n: usize) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("encoder");
+    let chunk = vec![0u8; 1 << 20];
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(chunk.len());
+        enc.write_all(&chunk[..k]).expect("write");
+        left -= k;
+    }
+    enc.finish().expect("finish")
+}
+
+/// The peak resident memory of a process so far (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("KiB")
+}
+
+#[tokio::test]
+async fn a_zstd_bomb_is_refused_with_413_before_the_hub_holds_what_it_expands_to() {
+    let mut hub = Hub::new().await;
+    hub.serve(&[]).await;
+    let client = pinned_client(&fingerprint(&hub.token(P1).await));
+    let site = [0x5Au8; 16];
+    let node = enroll_ok(&client, &hub, site, P1).await;
+    let pid = hub.child.as_ref().and_then(Child::id).expect("serving");
+
+    // 256 MiB of zeros in a body of a few kilobytes.
+    let bomb = zeros_compressed(256 << 20);
+    assert!(bomb.len() < 40 * 1024, "{} bytes", bomb.len());
+    let before = peak_rss_kib(pid);
+    for _ in 0..3 {
+        let resp = client
+            .post(hub.url("/v1/sync/push"))
+            .bearer_auth(&node.credential)
+            .header("content-type", CONTENT_TYPE)
+            .header("content-encoding", CONTENT_ENCODING)
+            .body(bomb.clone())
+            .send()
+            .await
+            .expect("push");
+        let (status, body) = json_of(resp).await;
+        assert_eq!((status, error_code(&body)), (413, "batch_too_large"), "{body}");
+        let message = body["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains("64 times"), "the answer says why: {message}");
+    }
+    let after = peak_rss_kib(pid);
+    assert!(
+        after < before + 32 * 1024,
+        "the hub's peak RSS grew from {before} KiB to {after} KiB refusing the bomb"
+    );
+
+    // The node's honest batch is merged as before.
+    let batch = Batch {
+        site_id: site.to_vec(),
+        schema_version: 2,
+        since: 0,
+        until: 1,
+        changes: vec![property_name_change(P1, site, 1)],
+    };
+    let resp = push(&client, &hub, &node.credential, &batch).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(hub.terminate().await.1, "{}", hub.log_text());
+}
+
+/// A push sent up to half its body over plain HTTP: the hub has admitted it (slot and
+/// memory) and waits for the rest.
+struct HeldPush {
+    stream: tokio::net::TcpStream,
+    rest: Vec<u8>,
+}
+
+impl HeldPush {
+    async fn start(addr: &str, credential: &str, body: &[u8]) -> HeldPush {
+        use tokio::io::AsyncWriteExt as _;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST /v1/sync/push HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {credential}\r\n\
+             content-type: {CONTENT_TYPE}\r\ncontent-encoding: {CONTENT_ENCODING}\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.expect("head");
+        let half = body.len() / 2;
+        stream.write_all(&body[..half]).await.expect("half the body");
+        stream.flush().await.expect("flush");
+        HeldPush { stream, rest: body[half..].to_vec() }
+    }
+
+    /// Sends the rest of the body; the answer's status.
+    async fn finish(mut self) -> u16 {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        self.stream.write_all(&self.rest).await.expect("the rest");
+        let mut answer = Vec::new();
+        self.stream.read_to_end(&mut answer).await.expect("answer");
+        let answer = String::from_utf8_lossy(&answer);
+        answer
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|s| s.get(..3))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"))
+    }
+}
+
+/// Waits until the hub's gauge `name` reads `value` (the hub got that far), failing after a
+/// minute.
+async fn until_gauge(client: &reqwest::Client, base: &str, name: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = None;
+    while Instant::now() < deadline {
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        seen = text
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok());
+        if seen == Some(value) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{name} never read {value} (last {seen:?})");
+}
+
+#[tokio::test]
+async fn pushes_over_a_nodes_cap_or_the_hubs_are_told_to_retry_and_memory_is_waited_for() {
+    let mut hub = Hub::new().await;
+    hub.serve(&[
+        "--http",
+        "--pushes-per-node",
+        "2",
+        "--pushes-in-flight",
+        "3",
+        "--push-memory-mib",
+        "16",
+    ])
+    .await;
+    let base = format!("http://{}", hub.addr);
+    let client = reqwest::Client::new();
+    let enroll_http = async |site: [u8; 16]| {
+        let body = json!({
+            "token": hub.token(P1).await, "site_id": hex::encode(site), "property_id": P1,
+        });
+        let resp =
+            client.post(format!("{base}/v1/enroll")).json(&body).send().await.expect("enroll");
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.json::<EnrollResponse>().await.expect("EnrollResponse")
+    };
+    let (site_a, site_b) = ([0xC1u8; 16], [0xC2u8; 16]);
+    let a = enroll_http(site_a).await;
+    let b = enroll_http(site_b).await;
+    let push_http = |credential: String, site: [u8; 16], version: i64| {
+        let batch = Batch {
+            site_id: site.to_vec(),
+            schema_version: 2,
+            since: version - 1,
+            until: version,
+            changes: vec![property_name_change(P1, site, version)],
+        };
+        client
+            .post(format!("{base}/v1/sync/push"))
+            .bearer_auth(credential)
+            .header("content-type", CONTENT_TYPE)
+            .header("content-encoding", CONTENT_ENCODING)
+            .body(protocol::encode(&batch))
+            .send()
+    };
+    let garbage = vec![7u8; 1000];
+
+    // Node A has two pushes running: its third is told to come back.
+    let a1 = HeldPush::start(&hub.addr, &a.credential, &garbage).await;
+    let a2 = HeldPush::start(&hub.addr, &a.credential, &garbage).await;
+    until_gauge(&client, &base, "stayos_hub_pushes_in_flight", 2.0).await;
+    let resp = push_http(a.credential.clone(), site_a, 1).await.expect("push");
+    assert_eq!(resp.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
+    let (status, body) = json_of(resp).await;
+    assert_eq!((status, error_code(&body)), (429, "too_many_pushes"), "{body}");
+
+    // With B's push the hub is at its three: B's second is refused as busy, not as B's.
+    let b1 = HeldPush::start(&hub.addr, &b.credential, &garbage).await;
+    until_gauge(&client, &base, "stayos_hub_pushes_in_flight", 3.0).await;
+    let resp = push_http(b.credential.clone(), site_b, 1).await.expect("push");
+    assert_eq!(resp.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"2"[..]));
+    let (status, body) = json_of(resp).await;
+    assert_eq!((status, error_code(&body)), (503, "hub_busy"), "{body}");
+
+    // The held pushes were admitted all along: each is answered once its body is complete.
+    for held in [a1, a2, b1] {
+        assert_eq!(held.finish().await, 422, "garbage is not a batch");
+    }
+    until_gauge(&client, &base, "stayos_hub_pushes_in_flight", 0.0).await;
+
+    // A body that may decode to more than the 16 MiB budget takes all of it; B's push waits
+    // for the memory and is merged once A's is answered.
+    let big = HeldPush::start(&hub.addr, &a.credential, &vec![7u8; 300_000]).await;
+    until_gauge(&client, &base, "stayos_hub_push_memory_reserved_kib", 16_384.0).await;
+    let waiting = tokio::spawn(push_http(b.credential.clone(), site_b, 1));
+    until_gauge(&client, &base, "stayos_hub_pushes_waiting_for_memory", 1.0).await;
+    assert_eq!(big.finish().await, 422);
+    let resp = waiting.await.expect("task").expect("push");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.json::<PushAck>().await.expect("ack").received, 1);
+    until_gauge(&client, &base, "stayos_hub_push_memory_reserved_kib", 0.0).await;
+    assert!(hub.terminate().await.1, "{}", hub.log_text());
+}
+
+#[tokio::test]
+async fn migrate_moves_the_tls_key_out_of_the_database_and_nodes_keep_their_pinned_hub() {
+    let mut hub = Hub::new().await;
+    let out = hub.cli_with_state(None, &["migrate"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("no TLS certificate yet"), "{}", text(&out.stdout));
+
+    // The database as an older hub left it: its certificate and, in clear, its key. From
+    // migration 0004 on nothing writes a key there; an old binary's row is put back by hand.
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let sha = hex::encode(Sha256::digest(cert.der().as_ref()));
+    let pg = pg(&hub.db.url).await;
+    let refused = pg
+        .execute(
+            "INSERT INTO hub_meta (key, value) VALUES ('tls_key_pem', $1)",
+            &[&key.serialize_pem().as_bytes()],
+        )
+        .await;
+    assert!(refused.is_err(), "hub_meta refuses a private key");
+    pg.batch_execute("SET session_replication_role = replica").await.expect("bypass triggers");
+    pg.execute(
+        "INSERT INTO hub_meta (key, value) VALUES ('tls_cert_pem', $1), ('tls_key_pem', $2)",
+        &[&cert.pem().as_bytes(), &key.serialize_pem().as_bytes()],
+    )
+    .await
+    .expect("an older hub's rows");
+    let token = hub.token(P1).await;
+    assert_eq!(fingerprint(&token), sha, "the token pins the certificate nodes know");
+    let keys_in_db = async || -> i64 {
+        pg.query_one(
+            "SELECT count(*) FROM hub_meta WHERE position('PRIVATE KEY'::bytea IN value) > 0",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0)
+    };
+
+    // Without a state directory there is nowhere to put it: refused, the key left in place.
+    let out = hub.cli_with_state(None, &["migrate"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--state-dir"), "{}", text(&out.stderr));
+    assert_eq!(keys_in_db().await, 1, "nothing lost");
+
+    // With one: the key moves into its file, owner-only, and leaves the database.
+    let first = hub.cli_ok(&["migrate"]).await;
+    assert!(first.contains(&sha), "the same certificate: {first}");
+    let key_file = hub.state.join("tls-key.pem");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&key_file).expect("key file").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(std::fs::read_to_string(&key_file).expect("read"), key.serialize_pem());
+    assert_eq!(keys_in_db().await, 0);
+    let dump = std::process::Command::new("pg_dump")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "--data-only", &hub.db.name])
+        .output()
+        .expect("pg_dump");
+    assert!(dump.status.success(), "{}", text(&dump.stderr));
+    assert!(!text(&dump.stdout).contains("PRIVATE KEY"), "no table of the hub holds a key");
+    assert_eq!(hub.cli_ok(&["migrate"]).await, first, "moving it again changes nothing");
+
+    // The hub serves the certificate nodes pinned, and the token made before still enrolls.
+    hub.serve(&[]).await;
+    let client = pinned_client(&sha);
+    let (status, body) = enroll(&client, &hub, &token, [0xD1; 16], P1).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(hub.terminate().await.1, "{}", hub.log_text());
+
+    // Another hub machine without the key file cannot serve, and says what to copy; one
+    // without any state directory is told it needs one.
+    let elsewhere = hub.state.with_extension("elsewhere");
+    let out = hub.cli_with_state(Some(&elsewhere), &["serve", "--listen", "127.0.0.1:0"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("copy tls-key.pem") && stderr.contains(&sha), "{stderr}");
+    let out = hub.cli_with_state(None, &["serve", "--listen", "127.0.0.1:0"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--state-dir"), "{}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(&hub.state);
+    let _ = std::fs::remove_dir_all(&elsewhere);
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use cloud_sync::db;
 use cloud_sync::schema::{HubSchema, PgType, Table};
-use cloud_sync::store::{Store, Writer, project_value};
+use cloud_sync::store::{MergeError, Store, Writer, project_value};
 use cloud_sync::value;
 use common::TestDb;
 use crdt::protocol::Scopes;
@@ -1056,4 +1056,33 @@ async fn rows_keyed_by_a_parent_belong_to_the_parents_property_not_to_their_firs
         p2.iter().all(|c| c.table == "rooms" || c.pk != claimed),
         "P2's nodes no longer see the night"
     );
+}
+
+/// A property stores at most its quota of rows: a push that would add more is refused whole,
+/// so the node keeps its changes, while edits of rows it already has still merge, and other
+/// properties are not affected.
+#[tokio::test]
+async fn a_property_past_its_row_quota_is_refused_whole_and_others_are_not() {
+    let db = TestDb::create().await;
+    let store = rules_hub(&db).await.with_row_quota(2);
+    let room = |id: &str, site, v| change("rooms", id, "status", "clean", site, v);
+    let ack = store
+        .push(&node("P1"), &batch(SITE_A, 0, 1, vec![room("r1", SITE_A, 1), room("r2", SITE_A, 1)]))
+        .await
+        .expect("two rows fit");
+    assert_eq!(ack.applied, 2);
+    match store.push(&node("P1"), &batch(SITE_A, 1, 2, vec![room("r3", SITE_A, 2)])).await {
+        Err(MergeError::QuotaExceeded { stored: 2, adding: 1, quota: 2, .. }) => {}
+        other => panic!("expected the quota refusal, got {other:?}"),
+    }
+    assert_eq!(store.received(&SITE_A).await.expect("received"), 1, "the node keeps the batch");
+    let mut edit = change("rooms", "r1", "status", "dirty", SITE_A, 2);
+    edit.col_version = 2;
+    let ack = store.push(&node("P1"), &batch(SITE_A, 1, 2, vec![edit])).await.expect("an edit");
+    assert_eq!((ack.received, ack.applied), (2, 1));
+    let ack = store
+        .push(&node("P2"), &batch(SITE_B, 0, 1, vec![room("q1", SITE_B, 1)]))
+        .await
+        .expect("another property has its own quota");
+    assert_eq!(ack.applied, 1);
 }

@@ -4,7 +4,8 @@
 //! - Change batches travel as postcard, compressed with zstd ([`encode`] / [`decode`]): the
 //!   same fields as a [`Changeset`] (DESIGN.md: "the network protocol may be binary but
 //!   carries the same fields"). [`decode`] bounds the decompressed size, so a small hostile
-//!   body cannot expand into gigabytes.
+//!   body cannot expand into gigabytes; [`decode_bounded`] (the hub's push) also bounds it by
+//!   the body's own size, so a small body cannot expand into hundreds of megabytes either.
 //! - The small control messages (hello, acknowledgements, enrollment) are JSON.
 //! - [`Scopes`]: how each replicated table syncs — owned by one property, shared by the
 //!   chain, or kept on the node — read from `migrations/edge/replication.toml`.
@@ -33,6 +34,16 @@ pub const CONTENT_TYPE: &str = "application/vnd.stayos.changes";
 pub const CONTENT_ENCODING: &str = "zstd";
 /// The largest decompressed message either end accepts.
 pub const MAX_DECODED_BYTES: usize = 256 * 1024 * 1024;
+/// The largest decoded push batch the hub accepts. An edge's batch is at most 2,000 rows of
+/// whole versions, a few megabytes; this leaves room for a version that is much larger.
+pub const MAX_PUSH_DECODED_BYTES: usize = 32 * 1024 * 1024;
+/// How many times its compressed size a push batch may decode to (beyond
+/// [`PUSH_RATIO_FREE_BYTES`]). Change batches compress 5–15×; a decompression bomb
+/// compresses thousands of times.
+pub const MAX_PUSH_RATIO: usize = 64;
+/// What any push body may decode to whatever its ratio, so that a small, very repetitive
+/// honest batch is never refused for its ratio alone.
+pub const PUSH_RATIO_FREE_BYTES: usize = 1024 * 1024;
 /// The header by which a node authenticates: `Authorization: Bearer <credential>`.
 pub const CREDENTIAL_PREFIX: &str = "Bearer ";
 
@@ -271,6 +282,11 @@ pub enum ProtocolError {
     Encoding(String),
     #[error("the body decompresses to more than {0} bytes")]
     TooLarge(usize),
+    #[error(
+        "the body decompresses to more than {ratio} times its compressed size ({compressed} \
+         bytes); a change batch never compresses that well"
+    )]
+    Ratio { ratio: usize, compressed: usize },
     #[error("not a StayOS enrollment token: {0}")]
     Token(String),
     #[error("replication.toml: {0}")]
@@ -309,6 +325,58 @@ pub fn decode<T: DeserializeOwned>(body: &[u8], limit: usize) -> Result<T, Proto
         .map_err(|e| ProtocolError::Encoding(e.to_string()))?;
     if raw.len() > limit {
         return Err(ProtocolError::TooLarge(limit));
+    }
+    postcard::from_bytes(&raw).map_err(|e| ProtocolError::Encoding(e.to_string()))
+}
+
+/// The bounds [`decode_bounded`] holds a body to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeBounds {
+    /// The most bytes any body may decode to.
+    pub max_bytes: usize,
+    /// The most times its compressed size a body may decode to, beyond `ratio_free_bytes`.
+    pub max_ratio: usize,
+    /// What a body may decode to whatever its ratio.
+    pub ratio_free_bytes: usize,
+}
+
+impl DecodeBounds {
+    /// The hub's bounds for a push batch.
+    pub const PUSH: DecodeBounds = DecodeBounds {
+        max_bytes: MAX_PUSH_DECODED_BYTES,
+        max_ratio: MAX_PUSH_RATIO,
+        ratio_free_bytes: PUSH_RATIO_FREE_BYTES,
+    };
+
+    /// The most bytes a body of `compressed` bytes may decode to: what a receiver must be
+    /// ready to hold for it.
+    pub fn decoded_limit(&self, compressed: usize) -> usize {
+        compressed.saturating_mul(self.max_ratio).max(self.ratio_free_bytes).min(self.max_bytes)
+    }
+}
+
+/// Decodes a message [`encode`] made, inflating it as a stream that stops one byte past
+/// [`DecodeBounds::decoded_limit`] of the body's size: a body that would decode to more is
+/// refused ([`ProtocolError::TooLarge`] past `max_bytes`, [`ProtocolError::Ratio`] past the
+/// ratio) having cost at most that much memory, however far it would have expanded.
+pub fn decode_bounded<T: DeserializeOwned>(
+    body: &[u8],
+    bounds: &DecodeBounds,
+) -> Result<T, ProtocolError> {
+    let limit = bounds.decoded_limit(body.len());
+    let decoder = zstd::stream::read::Decoder::new(body)
+        .map_err(|e| ProtocolError::Encoding(e.to_string()))?;
+    let mut raw = Vec::new();
+    decoder
+        .take(limit as u64 + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| ProtocolError::Encoding(e.to_string()))?;
+    if raw.len() > limit {
+        return Err(if limit >= bounds.max_bytes {
+            ProtocolError::TooLarge(bounds.max_bytes)
+        } else {
+            ProtocolError::Ratio { ratio: bounds.max_ratio, compressed: body.len() }
+        });
     }
     postcard::from_bytes(&raw).map_err(|e| ProtocolError::Encoding(e.to_string()))
 }
@@ -443,6 +511,64 @@ mod tests {
         assert_eq!(decode::<Batch>(&body, 1 << 20).expect("decode"), batch);
         assert!(matches!(decode::<Batch>(&body, 100), Err(ProtocolError::TooLarge(100))));
         assert!(matches!(decode::<Batch>(b"not zstd", 1 << 20), Err(ProtocolError::Encoding(_))));
+    }
+
+    /// A zstd stream of `n` zero bytes, written in pieces so the test never holds them.
+    fn zeros_compressed(n: usize) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("encoder");
+        let chunk = vec![0u8; 1 << 20];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(chunk.len());
+            enc.write_all(&chunk[..k]).expect("write");
+            left -= k;
+        }
+        enc.finish().expect("finish")
+    }
+
+    #[test]
+    fn bounded_decoding_refuses_bombs_by_ratio_and_size_and_takes_honest_batches() {
+        let bounds = DecodeBounds::PUSH;
+        // 256 MiB of zeros compress to a few kilobytes: refused for the ratio, and the
+        // refusal says how far it may expand.
+        let bomb = zeros_compressed(256 << 20);
+        assert!(bomb.len() < 64 * 1024, "{} bytes", bomb.len());
+        let err = decode_bounded::<Batch>(&bomb, &bounds).expect_err("a bomb");
+        assert!(matches!(err, ProtocolError::Ratio { ratio: 64, .. }), "{err}");
+        assert!(err.to_string().contains("64 times"), "{err}");
+        // The decoded limit of that body is its ratio-free allowance, not 256 MiB.
+        assert_eq!(bounds.decoded_limit(bomb.len()), PUSH_RATIO_FREE_BYTES);
+        // Past the absolute limit even at a modest ratio: TooLarge.
+        let small = DecodeBounds { max_bytes: 4096, max_ratio: 1_000_000, ratio_free_bytes: 0 };
+        let err = decode_bounded::<Batch>(&zeros_compressed(8192), &small).expect_err("big");
+        assert!(matches!(err, ProtocolError::TooLarge(4096)), "{err}");
+        // A real batch decodes the same as with `decode`, however well it compresses (it
+        // is under the ratio-free allowance).
+        let batch = Batch {
+            site_id: vec![7; 16],
+            schema_version: 2,
+            since: 0,
+            until: 1,
+            changes: vec![WireChange {
+                table: "rooms".into(),
+                pk: vec![1, 0x0B, 3, b'1', b'0', b'1'],
+                cid: "notes".into(),
+                val: WireValue::Text("x".repeat(100_000)),
+                col_version: 1,
+                db_version: 1,
+                site_id: vec![7; 16],
+                cl: 1,
+                seq: 0,
+            }],
+        };
+        let body = encode(&batch);
+        assert!(body.len() * MAX_PUSH_RATIO < 100_000, "compresses beyond the ratio");
+        assert_eq!(decode_bounded::<Batch>(&body, &bounds).expect("decode"), batch);
+        assert!(matches!(
+            decode_bounded::<Batch>(b"not zstd", &bounds),
+            Err(ProtocolError::Encoding(_))
+        ));
     }
 
     #[test]

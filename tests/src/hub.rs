@@ -141,7 +141,11 @@ impl Hub {
                 cmd.env_remove(key);
             }
         }
-        cmd.env("STAYOS_DATABASE_URL", &self.db.url).stdin(Stdio::null()).kill_on_drop(true);
+        // The hub keeps its TLS private key in its state directory, never in the database.
+        cmd.env("STAYOS_DATABASE_URL", &self.db.url)
+            .env("STAYOS_HUB_STATE_DIR", self.logs.path().join("state"))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
         cmd
     }
 

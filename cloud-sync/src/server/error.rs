@@ -17,6 +17,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Option<Value>,
+    /// Seconds for `Retry-After`: the request was fine, the hub cannot take it right now.
+    retry_after: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -34,7 +36,13 @@ struct ErrorInfo {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), details: None }
+        ApiError { status, code, message: message.into(), details: None, retry_after: None }
+    }
+
+    /// Tells the client to try again after `seconds` (429, 503).
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -109,6 +117,9 @@ impl IntoResponse for ApiError {
             error: ErrorInfo { code: self.code, message: self.message, details: self.details },
         };
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -17,6 +17,9 @@ pub const NODES_CONNECTED: &str = "stayos_hub_nodes_connected";
 pub const REFUSED: &str = "stayos_hub_refused_total";
 /// Changes quarantined, by kind (`screen::Refusal::kind`); recorded by the store.
 pub const QUARANTINED: &str = "stayos_hub_quarantined_total";
+pub const PUSHES_IN_FLIGHT: &str = "stayos_hub_pushes_in_flight";
+pub const PUSH_MEMORY_KIB: &str = "stayos_hub_push_memory_reserved_kib";
+pub const PUSHES_WAITING: &str = "stayos_hub_pushes_waiting_for_memory";
 
 /// The process-wide recorder. `metrics` has one global recorder per process, so every server
 /// started in this process shares it.
@@ -64,6 +67,38 @@ fn describe() {
         ::metrics::counter!(PUSH_BATCHES, "result" => result).increment(0);
     }
     ::metrics::gauge!(NODES_CONNECTED).set(0.0);
+    ::metrics::describe_gauge!(PUSHES_IN_FLIGHT, "pushes admitted and not yet answered");
+    ::metrics::describe_gauge!(PUSH_MEMORY_KIB, "KiB reserved for push bodies and batches");
+    ::metrics::describe_gauge!(PUSHES_WAITING, "admitted pushes waiting for memory");
+    for gauge in [PUSHES_IN_FLIGHT, PUSH_MEMORY_KIB, PUSHES_WAITING] {
+        ::metrics::gauge!(gauge).set(0.0);
+    }
+}
+
+/// Moves the count of pushes admitted and not yet answered.
+pub fn pushes_in_flight(delta: f64) {
+    ::metrics::gauge!(PUSHES_IN_FLIGHT).increment(delta);
+}
+
+/// Moves the KiB reserved for pushes.
+pub fn push_memory_kib(delta: f64) {
+    ::metrics::gauge!(PUSH_MEMORY_KIB).increment(delta);
+}
+
+/// An admitted push waiting for memory, counted while it lives.
+pub struct WaitingForMemory(());
+
+impl WaitingForMemory {
+    pub fn start() -> Self {
+        ::metrics::gauge!(PUSHES_WAITING).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for WaitingForMemory {
+    fn drop(&mut self) {
+        ::metrics::gauge!(PUSHES_WAITING).decrement(1.0);
+    }
 }
 
 /// Counts a refused request.

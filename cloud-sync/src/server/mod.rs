@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod enroll;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod notify;
 pub mod ops;
@@ -34,6 +35,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use self::error::ApiError;
+use self::limits::{PushGate, PushLimits};
 use crate::nodes::{CredentialCache, Throttle};
 use crate::store::Store;
 
@@ -70,10 +72,12 @@ pub struct HubState {
     ahead_warned: Arc<Throttle>,
     /// Recent successful authentications; dropped on revocation (see `notify`).
     credentials: Arc<CredentialCache>,
+    /// What pushes may run at once and hold (see `limits`).
+    pushes: Arc<PushGate>,
 }
 
 impl HubState {
-    pub fn new(store: Store, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(store: Store, shutdown: watch::Receiver<bool>, limits: PushLimits) -> Self {
         let minute = Duration::from_secs(60);
         Self {
             store,
@@ -83,6 +87,7 @@ impl HubState {
             revoked_audit: Arc::new(Throttle::new(minute)),
             ahead_warned: Arc::new(Throttle::new(minute)),
             credentials: Arc::new(CredentialCache::new(CREDENTIAL_TTL)),
+            pushes: Arc::new(PushGate::new(limits)),
         }
     }
 }
@@ -126,7 +131,7 @@ pub fn app(state: HubState) -> Router {
             post(sync::push).layer(
                 ServiceBuilder::new()
                     .layer(timeout(PUSH_TIMEOUT))
-                    .layer(DefaultBodyLimit::max(sync::PUSH_BODY_LIMIT)),
+                    .layer(DefaultBodyLimit::max(limits::PUSH_BODY_LIMIT)),
             ),
         )
         .route("/v1/sync/pull", get(sync::pull).layer(timeout(PULL_TIMEOUT)))
@@ -196,15 +201,16 @@ impl RunningHub {
 }
 
 /// Binds `listen` and serves `store`; `database` (the store's database) is where the server
-/// listens for other hub processes' notifications (`notify`).
+/// listens for other hub processes' notifications (`notify`); `limits` bound pushes.
 pub async fn start(
     store: Store,
     database: tokio_postgres::Config,
     listen: SocketAddr,
     transport: Transport,
+    limits: PushLimits,
 ) -> Result<RunningHub, StartError> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let state = HubState::new(store.clone(), shutdown_rx);
+    let state = HubState::new(store.clone(), shutdown_rx, limits);
     let prometheus = state.metrics.clone();
     let credentials = state.credentials.clone();
     let app = app(state);

@@ -9,19 +9,18 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use crdt::protocol::{self, Batch, CONTENT_ENCODING, CONTENT_TYPE, Hello, PushAck};
+use crdt::protocol::{self, CONTENT_ENCODING, CONTENT_TYPE, Hello, PushAck};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::HubState;
 use super::auth::AuthNode;
 use super::error::ApiError;
+use super::limits::{self, AdmittedPush};
 use super::metrics;
 use crate::nodes;
 use crate::store::{MergeError, Writer};
 
-/// Largest compressed push body.
-pub const PUSH_BODY_LIMIT: usize = 64 * 1024 * 1024;
 pub const PULL_LIMIT_DEFAULT: usize = 5_000;
 pub const PULL_LIMIT_MAX: usize = 50_000;
 pub const PULL_WAIT_MAX_SECS: u64 = 30;
@@ -54,7 +53,8 @@ fn header_is(headers: &HeaderMap, name: header::HeaderName, expected: &str) -> b
 
 pub async fn push(
     State(state): State<HubState>,
-    AuthNode(node): AuthNode,
+    // Admitted before the body is read: a slot of the node's and the hub's, and memory.
+    AdmittedPush { node, slot: _slot, memory: _memory }: AdmittedPush,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<PushAck>, ApiError> {
@@ -70,24 +70,7 @@ pub async fn push(
             ),
         ));
     }
-    // Decompressing and decoding up to 256 MiB is CPU work: keep it off the async workers.
-    let decoded = tokio::task::spawn_blocking(move || {
-        protocol::decode::<Batch>(&body, protocol::MAX_DECODED_BYTES)
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    let batch = match decoded {
-        Ok(batch) => batch,
-        Err(err) => {
-            metrics::refused("invalid_body");
-            metrics::push_batch("invalid");
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_body",
-                format!("the body is not a change batch: {err}"),
-            ));
-        }
-    };
+    let batch = limits::decode_push(body).await?;
     if batch.site_id != node.site_id {
         metrics::refused("wrong_site");
         metrics::push_batch("forbidden");
