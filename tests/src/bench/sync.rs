@@ -12,6 +12,9 @@
 //! - `fleet`: N simulated edge nodes (default 1,000; each enrolled with its own token, site
 //!   and property) long-poll the hub and push a room change every 5 s and a chain-level
 //!   profile change every 60 s, for `--seconds` (default 60); errors and hub memory.
+//! - `hostile`: one enrolled node pushes random and hostile batches for `--seconds` (default
+//!   600) while two honest properties sync: their propagation, nothing pending at the end,
+//!   the hub's memory.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use tests::hub::{EdgeProcess, Hub, demo_dir, edge_rows, enroll_ok, node_credenti
 
 struct Options {
     nodes: usize,
+    /// `--seconds`; 0 when not given (each benchmark has its default).
     seconds: u64,
     ingest_nodes: usize,
     /// Every how many pushes a fleet node edits its chain-level profile (0: never).
@@ -33,7 +37,7 @@ struct Options {
 }
 
 fn options(args: &[String]) -> anyhow::Result<Options> {
-    let mut o = Options { nodes: 1000, seconds: 60, ingest_nodes: 2, chain_every: 12 };
+    let mut o = Options { nodes: 1000, seconds: 0, ingest_nodes: 2, chain_every: 12 };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().context(format!("{a} needs a value"));
@@ -58,14 +62,23 @@ pub fn run(args: Vec<String>) -> anyhow::Result<()> {
             "ingest" => ingest(&o).await,
             "backlog" => backlog(&o).await,
             "fleet" => fleet(&o).await,
+            "hostile" => hostile(&Options { seconds: o.seconds_or(600), ..o }).await,
             "all" => {
                 ingest(&o).await?;
                 backlog(&o).await?;
                 fleet(&o).await
             }
-            other => bail!("unknown sync benchmark {other:?}; known: ingest, backlog, fleet, all"),
+            other => bail!(
+                "unknown sync benchmark {other:?}; known: ingest, backlog, fleet, hostile, all"
+            ),
         }
     })
+}
+
+impl Options {
+    fn seconds_or(&self, default: u64) -> u64 {
+        if self.seconds == 0 { default } else { self.seconds }
+    }
 }
 
 fn num_cpus() -> usize {
@@ -572,7 +585,9 @@ impl SimNode {
 async fn fleet(o: &Options) -> anyhow::Result<()> {
     println!(
         "\n## fleet: {} simulated nodes against one hub for {} s, a chain-level edit every {} pushes",
-        o.nodes, o.seconds, o.chain_every
+        o.nodes,
+        o.seconds_or(60),
+        o.chain_every
     );
     let hub = Hub::start().await;
     let client = hub_client()?;
@@ -608,7 +623,7 @@ async fn fleet(o: &Options) -> anyhow::Result<()> {
     let errors = Arc::new(AtomicU64::new(0));
     let pulled = Arc::new(AtomicU64::new(0));
     let pushes = Arc::new(tokio::sync::Mutex::new(Vec::<f64>::new()));
-    let deadline = Instant::now() + Duration::from_secs(o.seconds);
+    let deadline = Instant::now() + Duration::from_secs(o.seconds_or(60));
     let chain_every = o.chain_every;
     let mut tasks = Vec::new();
     for (i, mut node) in nodes.into_iter().enumerate() {
@@ -705,12 +720,192 @@ async fn fleet(o: &Options) -> anyhow::Result<()> {
     println!(
         "| {} nodes, {} s | {} pushes, p50 {:.1} ms, p99 {:.1} ms | {} changes pulled | {} errors | hub peak RSS {:.0} MiB | {merged:?} |",
         o.nodes,
-        o.seconds,
+        o.seconds_or(60),
         ms.len(),
         percentile(&ms, 0.5),
         percentile(&ms, 0.99),
         pulled.load(Ordering::Relaxed),
         errors.load(Ordering::Relaxed),
+        peak as f64 / 1024.0
+    );
+    Ok(())
+}
+
+/// A hostile batch from node `site`: `n` changes, each of one kind an honest node never
+/// sends — a table or column that does not exist, a clock past 2^53, another property's room
+/// nights and rooms, a change in another node's name, a staff row, garbage keys — with now
+/// and then an honest chain-level change of its own in between.
+fn hostile_batch(
+    rng: &mut impl rand::Rng,
+    site: &[u8],
+    victim_site: &[u8],
+    victim_rooms: &[String],
+    guests: &[String],
+    since: i64,
+    n: usize,
+) -> Batch {
+    let text = |s: &str| crdt::Value::Text(s.into());
+    let mut changes = Vec::with_capacity(n);
+    for i in 0..n {
+        let guest = &guests[rng.random_range(0..guests.len())];
+        let room = &victim_rooms[rng.random_range(0..victim_rooms.len())];
+        let night = format!("2027-{:02}-{:02}", rng.random_range(1..=12), rng.random_range(1..=28));
+        let mut c = WireChange {
+            table: "guests".into(),
+            pk: crdt::pack(&[text(guest)]).unwrap_or_default(),
+            cid: "notes".into(),
+            val: WireValue::Text(format!("junk {i}")),
+            col_version: rng.random_range(1..1000),
+            db_version: since + 1,
+            site_id: site.to_vec(),
+            cl: 1,
+            seq: i as i64,
+        };
+        match rng.random_range(0..9) {
+            0 => c.cid = format!("zz{}", rng.random_range(0..100)),
+            1 => {
+                c.table = format!("junk_{}", rng.random_range(0..1000));
+                c.pk = crdt::pack(&[text(&format!("{i}"))]).unwrap_or_default();
+            }
+            2 => c.col_version = i64::MAX - rng.random_range(0..10),
+            3 => c.cl = crdt::MAX_CLOCK + rng.random_range(1..10),
+            4 => {
+                c.table = "room_nights".into();
+                c.pk = crdt::pack(&[text(room), text(&night)]).unwrap_or_default();
+                c.cid = "reservation_id".into();
+            }
+            5 => {
+                c.table = "rooms".into();
+                c.pk = crdt::pack(&[text(room)]).unwrap_or_default();
+                c.cid = "status".into();
+                c.val = WireValue::Text("out_of_order".into());
+            }
+            6 => c.site_id = victim_site.to_vec(),
+            7 => {
+                c.table = "staff_properties".into();
+                c.cid = "role".into();
+                c.val = WireValue::Text("owner".into());
+            }
+            _ => {
+                let len = rng.random_range(0..24);
+                c.pk = (0..len).map(|_| rng.random::<u8>()).collect();
+            }
+        }
+        changes.push(c);
+    }
+    Batch { site_id: site.to_vec(), schema_version: 1, since, until: since + 1, changes }
+}
+
+/// One enrolled node pushes random and hostile batches (and now and then a body that is not
+/// a batch at all) as fast as the hub takes them, for `--seconds` (default 600); meanwhile two
+/// honest properties' profiles propagate A → hub → B, sampled every 250 ms. At the end both
+/// honest nodes must have nothing pending either way.
+async fn hostile(o: &Options) -> anyhow::Result<()> {
+    println!(
+        "\n## hostile: one node pushes hostile batches for {} s beside two honest ones",
+        o.seconds
+    );
+    let hub = Hub::start().await;
+    let small =
+        HotelSpec { rooms: 40, guests: 500, days_back: 10, days_ahead: 30, ..HotelSpec::demo() };
+    let (sa, sb) = (
+        demo_dir(HotelSpec { seed: 0xA, ..small.clone() }).await,
+        demo_dir(HotelSpec { seed: 0xB, ..small.clone() }).await,
+    );
+    let sc = demo_dir(HotelSpec { seed: 0xC, ..small }).await;
+    for s in [&sa, &sb, &sc] {
+        enroll_ok(&hub, &s.data_dir, &s.property_id).await;
+    }
+    let (a, b) = (desk(&sa).await?, desk(&sb).await?);
+    wait_settled(&[&a, &b], Duration::from_secs(600)).await?;
+    let site = |d: &std::path::Path| -> anyhow::Result<Vec<u8>> {
+        Ok(crdt::site_id(&rusqlite::Connection::open(d.join(edge_node::db::DB_FILE))?)?)
+    };
+    let (site_a, site_c) = (site(&sa.data_dir)?, site(&sc.data_dir)?);
+    let rooms_a: Vec<String> = edge_rows(&sa.data_dir, "rooms", None).keys().cloned().collect();
+    let guests: Vec<String> =
+        edge_rows(&sa.data_dir, "guests", None).keys().take(200).cloned().collect();
+    let credential = node_credential(&sc.data_dir);
+    let client = hub_client()?;
+    let url = hub.url.clone();
+    let pid = hub.pid().context("hub pid")?;
+    let deadline = Instant::now() + Duration::from_secs(o.seconds);
+    let hostile_task = {
+        let (client, url, credential) = (client.clone(), url.clone(), credential.clone());
+        tokio::spawn(async move {
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0x5EED);
+            let (mut since, mut pushes, mut changes) = (0i64, 0u64, 0u64);
+            let mut answers: BTreeMap<String, u64> = BTreeMap::new();
+            while Instant::now() < deadline {
+                let body = if pushes % 50 == 49 {
+                    b"not a batch".to_vec()
+                } else {
+                    let n = rand::Rng::random_range(&mut rng, 1..2000);
+                    changes += n as u64;
+                    protocol::encode(&hostile_batch(
+                        &mut rng, &site_c, &site_a, &rooms_a, &guests, since, n,
+                    ))
+                };
+                let r = client
+                    .post(format!("{url}/v1/sync/push"))
+                    .bearer_auth(&credential)
+                    .header("content-type", protocol::CONTENT_TYPE)
+                    .header("content-encoding", protocol::CONTENT_ENCODING)
+                    .body(body)
+                    .send()
+                    .await;
+                let key = match r {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        if status == 200
+                            && let Ok(ack) = r.json::<protocol::PushAck>().await
+                        {
+                            since = ack.received;
+                        }
+                        status.to_string()
+                    }
+                    Err(e) => format!("error: {e}"),
+                };
+                *answers.entry(key).or_default() += 1;
+                pushes += 1;
+            }
+            (pushes, changes, answers)
+        })
+    };
+    let mut ms = Vec::new();
+    let mut peak = 0u64;
+    let mut n = 0;
+    while Instant::now() < deadline {
+        peak = peak.max(rss_kib(pid).unwrap_or(0));
+        let Some(id) = a.new_guest(700_000 + n).await else { bail!("guest creation failed at A") };
+        n += 1;
+        let t = Instant::now();
+        loop {
+            if b.get(&format!("/guests/{id}")).await.0 == 200 {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(30) {
+                bail!("profile {id} never reached B");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (pushes, changes, answers) = hostile_task.await?;
+    peak = peak.max(rss_kib(pid).unwrap_or(0));
+    let settled = wait_settled(&[&a, &b], Duration::from_secs(60)).await?;
+    ms.sort_by(f64::total_cmp);
+    let db = hub.client().await;
+    let quarantined: i64 = db.query_one("SELECT count(*) FROM sync_quarantine", &[]).await?.get(0);
+    println!(
+        "| hostile node, {} s | {pushes} pushes, {changes} changes, answers {answers:?}, {quarantined} quarantined rows kept | A → B {} samples: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms | A and B settled {:.2} s after | hub peak RSS {:.0} MiB |",
+        o.seconds,
+        ms.len(),
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.99),
+        ms.last().copied().unwrap_or_default(),
+        settled.as_secs_f64(),
         peak as f64 / 1024.0
     );
     Ok(())
