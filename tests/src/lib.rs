@@ -320,8 +320,12 @@ pub fn crsqlite(statements: &[String]) -> anyhow::Result<Vec<Result<Vec<Vec<Valu
     let mut child = spawn_crsqlite()?;
     let mut input = statements.join("\n");
     input.push('\n');
-    child.stdin.take().context("stdin")?.write_all(input.as_bytes())?;
+    // Written from a thread of its own while this one reads the answers: the peer answers as
+    // it reads, and once both pipes are full a writer that waits to read would wait forever.
+    let mut stdin = child.stdin.take().context("stdin")?;
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output()?;
+    writer.join().map_err(|_| anyhow::anyhow!("the writer to the reference peer panicked"))??;
     anyhow::ensure!(
         out.status.success(),
         "the reference peer failed: {}",
