@@ -237,11 +237,11 @@ impl MergeStatements {
                  FROM n",
             ),
             client.prepare_cached(
-                "SELECT u.ord::int8, r.scope, r.cl, p.val FROM unnest($1::text[], $2::bytea[])
-                   WITH ORDINALITY AS u(tbl, pk, ord)
+                "SELECT u.ord::int8, r.scope, r.cl, p.val
+                 FROM unnest($1::text[], $2::bytea[], $3::bool[]) WITH ORDINALITY AS u(tbl, pk, pid, ord)
                  JOIN sync_rows r ON r.tbl = u.tbl AND r.pk = u.pk
                  LEFT JOIN sync_cells p
-                   ON $3 AND p.tbl = u.tbl AND p.pk = u.pk AND p.cid = 'property_id'",
+                   ON u.pid AND p.tbl = u.tbl AND p.pk = u.pk AND p.cid = 'property_id'",
             ),
             client.prepare_cached(
                 "INSERT INTO sync_rows (tbl, pk, scope, cl)
@@ -775,7 +775,12 @@ impl Store {
         }
         let plan = self.plan(writer, changes);
         let tbls: Vec<&str> = plan.lookup_tbls.clone();
-        let has_claims = self.inner.schema.tables().any(|t| t.column("property_id").is_some());
+        // The stored `property_id` is needed only of chain rows the batch gives one (where a
+        // guest was first seen never changes); property rows are judged by their scope.
+        let mut want_pid = vec![false; plan.lookup_pks.len()];
+        for (i, row) in plan.rows.iter().enumerate() {
+            want_pid[i] = row.owner == RowOwner::Chain && !row.claims.is_empty();
+        }
 
         let mut client = self.inner.pool.get().await?;
         let statements = MergeStatements::prepare(&client).await?;
@@ -791,7 +796,7 @@ impl Store {
         let head_args: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
             [&site, &until, &NOTIFY_CHANNEL];
         let existing_args: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-            [&tbls, &plan.lookup_pks, &has_claims];
+            [&tbls, &plan.lookup_pks, &want_pid];
         let usage_args: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&writer.property_id];
         let (locked, head, existing, usage) = tokio::join!(
             biased;
