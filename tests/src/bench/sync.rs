@@ -822,9 +822,14 @@ async fn hostile(o: &Options) -> anyhow::Result<()> {
         Ok(crdt::site_id(&rusqlite::Connection::open(d.join(edge_node::db::DB_FILE))?)?)
     };
     let (site_a, site_c) = (site(&sa.data_dir)?, site(&sc.data_dir)?);
-    let rooms_a: Vec<String> = edge_rows(&sa.data_dir, "rooms", None).keys().cloned().collect();
-    let guests: Vec<String> =
-        edge_rows(&sa.data_dir, "guests", None).keys().take(200).cloned().collect();
+    let ids = |table: &str, n: usize| -> Vec<String> {
+        edge_rows(&sa.data_dir, table, None)
+            .values()
+            .filter_map(|row| row["id"].as_str().map(String::from))
+            .take(n)
+            .collect()
+    };
+    let (rooms_a, guests) = (ids("rooms", usize::MAX), ids("guests", 200));
     let credential = node_credential(&sc.data_dir);
     let client = hub_client()?;
     let url = hub.url.clone();
