@@ -385,10 +385,16 @@ impl Store {
         let mut groups: std::collections::BTreeMap<Writer2, HeldGroup> =
             std::collections::BTreeMap::new();
         for row in &held {
-            let change: WireChange =
-                crdt::protocol::decode(row.get(3), MAX_HELD_CHANGE).map_err(|e| {
-                    HubError::Invalid(format!("sync_held {}: {e}", row.get::<_, i64>(0)))
-                })?;
+            // An unreadable row (the database is not to be trusted more than a node) is left
+            // where it is and named in the log; it must not keep the hub from starting.
+            let change: WireChange = match crdt::protocol::decode(row.get(3), MAX_HELD_CHANGE) {
+                Ok(change) => change,
+                Err(e) => {
+                    tracing::error!(id = row.get::<_, i64>(0), error = %e,
+                        "a held change cannot be read; it stays in sync_held");
+                    continue;
+                }
+            };
             let group = groups.entry((row.get(1), row.get(2))).or_default();
             group.0.push(row.get(0));
             group.1.push(change.into());
