@@ -417,6 +417,21 @@ async fn sync_calls_need_a_valid_credential_and_a_revoked_node_is_refused_and_au
     assert!(text(&out.stderr).contains("no-such-node"));
     hub.cli_ok(&["revoke-node", "--node-id", &node.node_id]).await;
 
+    // `revoke-node` is another process: the serving hub hears of it by NOTIFY, which it
+    // receives on its listening connection a moment after the command commits. Until then it
+    // may still answer from the credential it remembered for the hello above; after that,
+    // never again. The wait is bounded: a revocation that never lands fails the test.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = hello(Some(node.credential.clone())).await;
+        if status == 403 {
+            assert_eq!(error_code(&body), "node_revoked");
+            break;
+        }
+        assert_eq!(status, 200, "before the revocation lands the node is still served: {body}");
+        assert!(Instant::now() < deadline, "the revocation did not reach the serving hub in 5 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for _ in 0..3 {
         let (status, body) = hello(Some(node.credential.clone())).await;
         assert_eq!((status, error_code(&body)), (403, "node_revoked"));
