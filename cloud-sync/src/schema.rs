@@ -53,6 +53,8 @@ pub struct Column {
     /// The value SQLite gives the column when a row is inserted without it (its `DEFAULT`
     /// literal after the column's type affinity); NULL without one.
     pub default: Value,
+    /// Declared `NOT NULL` on the edge: no node could apply a NULL for it.
+    pub not_null: bool,
 }
 
 /// One replicated table (scope property or chain; node-scope tables never reach the hub).
@@ -236,10 +238,10 @@ fn check_ident(name: &str) -> Result<(), HubError> {
 
 fn read_table(conn: &Connection, name: &str, scope: Scope) -> Result<Table, HubError> {
     let mut stmt = conn
-        .prepare("SELECT name, type, dflt_value, pk FROM pragma_table_info(?1)")
+        .prepare("SELECT name, type, dflt_value, pk, \"notnull\" FROM pragma_table_info(?1)")
         .map_err(sqlite)?;
-    let rows: Vec<(String, String, Option<String>, i64)> = stmt
-        .query_map([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+    let rows: Vec<(String, String, Option<String>, i64, bool)> = stmt
+        .query_map([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
         .map_err(sqlite)?
         .collect::<Result<_, _>>()
         .map_err(sqlite)?;
@@ -250,7 +252,7 @@ fn read_table(conn: &Connection, name: &str, scope: Scope) -> Result<Table, HubE
     }
     let mut columns = Vec::with_capacity(rows.len());
     let mut key: Vec<(i64, usize)> = Vec::new();
-    for (i, (column, decl, default, pk)) in rows.into_iter().enumerate() {
+    for (i, (column, decl, default, pk, not_null)) in rows.into_iter().enumerate() {
         check_ident(&column)?;
         if pk > 0 {
             key.push((pk, i));
@@ -259,7 +261,8 @@ fn read_table(conn: &Connection, name: &str, scope: Scope) -> Result<Table, HubE
             Some(literal) => stored_default(conn, &decl, &literal)?,
             None => Value::Null,
         };
-        columns.push(Column { name: column, pg_type: PgType::from_sqlite(&decl), default });
+        let pg_type = PgType::from_sqlite(&decl);
+        columns.push(Column { name: column, pg_type, default, not_null });
     }
     if key.is_empty() {
         return Err(HubError::Invalid(format!("table {name} has no primary key")));

@@ -131,7 +131,7 @@ pub fn screen(schema: &HubSchema, from: Source<'_>, c: &Change) -> Verdict {
     if table.key.iter().any(|&k| table.columns[k].name == c.cid) {
         return refuse("invalid", format!("{} is a key column of {}", c.cid, c.table));
     }
-    if table.column(&c.cid).is_none() {
+    let Some(column) = table.column(&c.cid) else {
         if newer {
             return Verdict::Hold;
         }
@@ -144,6 +144,9 @@ pub fn screen(schema: &HubSchema, from: Source<'_>, c: &Change) -> Verdict {
                 schema.version()
             ),
         );
+    };
+    if column.not_null && c.val == rusqlite::types::Value::Null {
+        return refuse("invalid", format!("{}.{} may not be NULL", c.table, c.cid));
     }
     Verdict::Accept
 }
@@ -163,7 +166,8 @@ mod tests {
         )
         .expect("scopes");
         HubSchema::from_sqlite(
-            "CREATE TABLE rooms (id TEXT PRIMARY KEY NOT NULL, property_id TEXT, status TEXT);
+            "CREATE TABLE rooms (id TEXT PRIMARY KEY NOT NULL, property_id TEXT,
+                                 status TEXT NOT NULL DEFAULT 'clean');
              CREATE TABLE staff (id TEXT PRIMARY KEY NOT NULL, role TEXT);",
             &scopes,
         )
@@ -207,6 +211,11 @@ mod tests {
         let mut poisoned = change("rooms", "status");
         poisoned.col_version = i64::MAX;
         assert_eq!(kind(screen(&s, push(1), &poisoned)), "invalid");
+        let mut null = change("rooms", "status");
+        null.val = Value::Null;
+        assert_eq!(kind(screen(&s, push(1), &null)), "invalid");
+        null.cid = "property_id".into();
+        assert_eq!(screen(&s, push(1), &null), Verdict::Accept);
         let mut forged = change("rooms", "status");
         forged.site_id = vec![2; 16];
         assert_eq!(kind(screen(&s, push(1), &forged)), "forged_site");

@@ -499,6 +499,9 @@ pub(crate) struct TableShape {
     pub name: String,
     pub pks: Vec<(String, String)>,
     pub others: Vec<String>,
+    /// For each of `others`, whether it is declared `NOT NULL` (a NULL from a peer could
+    /// never be written, and would fail the whole merge).
+    pub not_null: Vec<bool>,
 }
 
 impl TableShape {
@@ -532,21 +535,34 @@ impl TableShape {
 }
 
 pub(crate) fn shape(conn: &Connection, table: &str) -> Result<TableShape, CrdtError> {
-    let mut stmt = conn.prepare("SELECT name, type, pk FROM pragma_table_info(?1) ORDER BY cid")?;
+    let mut stmt =
+        conn.prepare("SELECT name, type, pk, \"notnull\" FROM pragma_table_info(?1) ORDER BY cid")?;
     let mut pks: Vec<(i64, String, String)> = Vec::new();
     let mut others = Vec::new();
+    let mut not_null = Vec::new();
     let rows = stmt.query_map([table], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, bool>(3)?,
+        ))
     })?;
     for row in rows {
-        let (name, ty, pk) = row?;
-        if pk > 0 { pks.push((pk, name, ty)) } else { others.push(name) }
+        let (name, ty, pk, nn) = row?;
+        if pk > 0 {
+            pks.push((pk, name, ty));
+        } else {
+            others.push(name);
+            not_null.push(nn);
+        }
     }
     pks.sort();
     Ok(TableShape {
         name: table.to_string(),
         pks: pks.into_iter().map(|(_, n, ty)| (n, ty)).collect(),
         others,
+        not_null,
     })
 }
 

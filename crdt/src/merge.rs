@@ -244,6 +244,9 @@ fn check<'t>(
         None
     } else {
         match table.column_index.get(&c.cid) {
+            Some(&i) if table.shape.not_null[i] && c.val == SqlValue::Null => {
+                return Err(bad(index, format!("{}.{} may not be NULL", c.table, c.cid)));
+            }
             Some(&i) => Some(i),
             None if newer => return Ok(Checked::Hold),
             None => {
@@ -670,6 +673,27 @@ mod tests {
                 conn.query_row("SELECT count(*) FROM rooms", [], |r| r.get(0)).expect("count");
             assert_eq!(rooms, 0, "nothing of a refused batch is applied");
         }
+    }
+
+    #[test]
+    fn a_null_for_a_not_null_column_is_refused_with_its_reason() {
+        // Applied, it could never be written: the INSERT would fail the whole merge instead
+        // of the one change being refused (and quarantined by the receiver).
+        let (conn, replica) = node();
+        conn.execute_batch(
+            "CREATE TABLE desks (id TEXT PRIMARY KEY NOT NULL, floor INTEGER NOT NULL DEFAULT 0)",
+        )
+        .expect("ddl");
+        replica.make_replicated(&conn, "desks").expect("replicate");
+        let mut null_floor = change("desks", "d1", "floor", "x");
+        null_floor.val = SqlValue::Null;
+        let verdicts = replica
+            .screen(&conn, &[null_floor.clone(), change("desks", "d2", "floor", "3")], |_| None)
+            .expect("screen");
+        assert_eq!(verdicts[0].as_deref(), Some("desks.floor may not be NULL"), "{verdicts:?}");
+        assert_eq!(verdicts[1], None);
+        let err = replica.merge(&conn, &set(0, 1, 1, vec![null_floor])).expect_err("refused");
+        assert!(matches!(err, CrdtError::BadChange { index: 0, .. }), "{err}");
     }
 
     #[test]
