@@ -199,6 +199,7 @@ fn business_date(
 // ---- profiles ------------------------------------------------------------------------------
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// Name prefix, either order ("smith jo" or "john sm"); case and accents ignored.

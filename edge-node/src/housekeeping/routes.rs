@@ -121,6 +121,7 @@ pub struct Board {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BoardQuery {
     /// Only rooms with this status.
@@ -454,6 +455,7 @@ async fn create_block(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BlocksQuery {
     /// Blocks holding on or after this night (default: the business date).

@@ -760,6 +760,7 @@ pub struct SetPricesResult {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PricesQuery {
     /// Only this room type.

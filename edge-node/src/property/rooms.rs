@@ -598,6 +598,7 @@ pub struct RoomView {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RoomQuery {
     /// Only rooms of this type.

@@ -1089,6 +1089,7 @@ async fn unassign_room(
 // Lists and timeline
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Default: all of the caller's properties.

@@ -75,6 +75,7 @@ async fn status(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct QuarantineQuery {
     /// Only entries with an id below this (for paging backwards).
