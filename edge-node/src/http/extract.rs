@@ -51,38 +51,117 @@ fn has_json_content_type(req: &Request) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
-/// Parses a JSON document into `T`, mapping every failure to an `ApiError` that says where.
+/// Parses a JSON request body into `T`, mapping every failure to an `ApiError` that says
+/// where: only a document that is not JSON at all is a 400 `malformed_json`; a body that is
+/// not an object, and any field of the wrong type or value, is a 422 naming the field.
+///
+/// The body is read into a `serde_json::Value` first, so a type error deep inside (an enum
+/// given `{}`) is reported as a data error at its path rather than as a syntax error, and a
+/// number JSON Schema calls an integer (`643.0`) is one.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = match serde_path_to_error::deserialize(&mut de) {
+    let mut value: serde_json::Value = match serde_json::from_slice(bytes) {
         Ok(value) => value,
-        Err(err) => {
-            let path = err.path().to_string();
-            return Err(json_error(&path, err.inner()));
-        }
+        Err(err) => return Err(syntax_error(&err)),
     };
-    de.end().map_err(|err| json_error(".", &err))?;
-    Ok(value)
+    if !value.is_object() {
+        return Err(ApiError::invalid_field(
+            "body",
+            format!("the body must be a JSON object, not {}", json_kind(&value)),
+        ));
+    }
+    integral_floats_to_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let message = plain_message(&err.inner().to_string());
+        ApiError::invalid_field(&field_name(&path, &message), message)
+    })
 }
 
-fn json_error(path: &str, err: &serde_json::Error) -> ApiError {
-    use serde_json::error::Category;
+fn syntax_error(err: &serde_json::Error) -> ApiError {
     let text = err.to_string();
     let message = match text.rfind(" at line ") {
         Some(i) => text[..i].to_string(),
         None => text.clone(),
     };
-    match err.classify() {
-        Category::Data => ApiError::invalid_field(&field_name(path, &message), message),
-        Category::Eof if err.line() <= 1 && err.column() == 0 => {
-            ApiError::bad_request("malformed_json", "the request body is empty; send a JSON object")
-        }
-        Category::Syntax | Category::Eof | Category::Io => ApiError::bad_request(
+    if err.is_eof() && err.line() <= 1 && err.column() == 0 {
+        return ApiError::bad_request(
             "malformed_json",
-            format!("malformed JSON at line {} column {}: {message}", err.line(), err.column()),
-        )
-        .with_details(serde_json::json!({ "line": err.line(), "column": err.column() })),
+            "the request body is empty; send a JSON object",
+        );
     }
+    ApiError::bad_request(
+        "malformed_json",
+        format!("malformed JSON at line {} column {}: {message}", err.line(), err.column()),
+    )
+    .with_details(serde_json::json!({ "line": err.line(), "column": err.column() }))
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// `643.0` → `643`: JSON Schema's `integer` is any number without a fractional part.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9_007_199_254_740_992.0
+            {
+                // In range, so the conversion is exact.
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
+}
+
+/// serde's message without Rust's vocabulary: `expected struct GuestInput` → `expected an
+/// object`, `expected u32` → `expected a non-negative integer`, `expected enum Role` →
+/// `expected one of the documented values`.
+fn plain_message(message: &str) -> String {
+    let mut out = Vec::new();
+    let mut words = message.split(' ').peekable();
+    while let Some(word) = words.next() {
+        let (core, tail) = match word.find(|c: char| !c.is_ascii_alphanumeric()) {
+            Some(i) => word.split_at(i),
+            None => (word, ""),
+        };
+        let plain = match core {
+            "struct" | "map" if words.peek().is_some() && core == "struct" => {
+                let next = words.next().unwrap_or("");
+                let tail = next.trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');
+                out.push(format!("an object{tail}"));
+                continue;
+            }
+            "enum" => {
+                let next = words.next().unwrap_or("");
+                let tail = next.trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');
+                out.push(format!("one of the documented values{tail}"));
+                continue;
+            }
+            "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a non-negative integer",
+            "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "an integer",
+            "f32" | "f64" => "a number",
+            "unit" => "null",
+            _ => {
+                out.push(word.to_string());
+                continue;
+            }
+        };
+        out.push(format!("{plain}{tail}"));
+    }
+    out.join(" ")
 }
 
 /// The field a data error is about. serde reports a missing or unknown field at its parent's
@@ -120,7 +199,7 @@ where
         let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
         serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|err| {
             let path = err.path().to_string();
-            let message = err.inner().to_string();
+            let message = plain_message(&err.inner().to_string());
             ApiError::invalid_field(&field_name(&path, &message), message)
         })
     }
@@ -189,6 +268,57 @@ mod tests {
             );
             assert_eq!(err.code(), "malformed_json");
         }
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Register {
+        role: Kind,
+        nights: u32,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    #[allow(dead_code)]
+    enum Kind {
+        Clerk,
+        Owner,
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused_and_never_mapped_by_position() {
+        for body in [&br#"["a@b.c", 1]"#[..], b"null", b"7", b"\"x\""] {
+            let err = parse_json::<Login>(body).unwrap_err();
+            assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+            assert!(format!("{err}").starts_with("422 validation_failed: body:"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_type_for_an_enum_is_a_422_naming_the_field_in_plain_words() {
+        for role in ["{}", "[]", "7", "\"janitor\""] {
+            let body = format!(r#"{{"role":{role},"nights":1}}"#);
+            let err = parse_json::<Register>(body.as_bytes()).unwrap_err();
+            let text = format!("{err}");
+            assert!(text.starts_with("422 validation_failed: role:"), "{text}");
+            assert!(!text.contains("enum Kind") && !text.contains("Kind"), "{text}");
+        }
+        let err = parse_json::<Register>(br#"{"role":"clerk","nights":-1}"#).unwrap_err();
+        assert_eq!(
+            format!("{err}"),
+            "422 validation_failed: nights: invalid value: integer `-1`, expected a non-negative integer"
+        );
+        let err = parse_json::<Login>(br#"{"email":{"a":1},"attempts":1}"#).unwrap_err();
+        assert!(!format!("{err}").contains("struct"), "{err}");
+    }
+
+    #[test]
+    fn an_integral_number_is_an_integer() {
+        let r = parse_json::<Register>(br#"{"role":"owner","nights":643.0}"#).expect("643.0");
+        assert_eq!(r.nights, 643);
+        let err = parse_json::<Register>(br#"{"role":"owner","nights":1.5}"#).unwrap_err();
+        assert!(format!("{err}").starts_with("422 validation_failed: nights:"), "{err}");
     }
 
     #[test]
