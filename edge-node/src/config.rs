@@ -137,14 +137,24 @@ pub enum ConfigError {
 impl Config {
     /// Loads `DIR/stayos.toml` (if present) with `STAYOS_*` overrides.
     pub fn load(data_dir: &Path) -> Result<Config, ConfigError> {
+        Self::extract(
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::file(data_dir.join(CONFIG_FILE))),
+        )
+    }
+
+    /// `base` with the `STAYOS_*` overrides, as `load` applies them (the demo's settings,
+    /// which have no file).
+    pub fn with_env(base: Config) -> Result<Config, ConfigError> {
+        Self::extract(Figment::from(Serialized::defaults(base)))
+    }
+
+    fn extract(figment: Figment) -> Result<Config, ConfigError> {
         let env = Env::prefixed("STAYOS_")
             .filter(|key| !NOT_CONFIG_ENV.iter().any(|k| key.as_str().eq_ignore_ascii_case(k)))
             .split("__");
-        let config: Config = Figment::from(Serialized::defaults(Config::default()))
-            .merge(Toml::file(data_dir.join(CONFIG_FILE)))
-            .merge(env)
-            .extract()
-            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let config: Config =
+            figment.merge(env).extract().map_err(|e| ConfigError::Parse(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }

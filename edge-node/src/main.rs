@@ -77,9 +77,11 @@ enum Command {
         command: ChangesCommand,
     },
     /// Start a throw-away node with a demo property and print how to log in.
+    /// Takes the same `STAYOS_*` overrides as `serve`; `--listen` wins over `STAYOS_LISTEN`.
     Demo {
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        /// Where to listen [default: 127.0.0.1:8080]
+        #[arg(long)]
+        listen: Option<SocketAddr>,
     },
 }
 
@@ -227,7 +229,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo { listen } => {
             let dir = tempfile_dir()?;
-            let config = demo::config(listen);
+            let config = demo::config(listen)?;
             logging::init(&config.log);
             let report = demo::prepare(dir.path()).context("failed to create the demo property")?;
             let seeded = demo::seed_hotel(dir.path(), &report.property_id)

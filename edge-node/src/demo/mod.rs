@@ -28,11 +28,21 @@ pub fn prepare(dir: &std::path::Path) -> Result<InitReport, crate::init::InitErr
     })
 }
 
-/// The demo's configuration: plain HTTP on `listen`, readable logs.
-pub fn config(listen: SocketAddr) -> Config {
-    let mut config = Config { listen, ..Config::default() };
-    config.log.format = crate::config::LogFormat::Pretty;
-    config
+/// Where the demo listens unless told otherwise.
+pub const DEMO_LISTEN: &str = "127.0.0.1:8080";
+
+/// The demo's configuration: plain HTTP on 127.0.0.1:8080 with readable logs, then the same
+/// `STAYOS_*` overrides `serve` takes (`STAYOS_LISTEN`, `STAYOS_LOG__LEVEL`, …), then
+/// `--listen` if given.
+pub fn config(listen: Option<SocketAddr>) -> Result<Config, crate::config::ConfigError> {
+    let mut base =
+        Config { listen: DEMO_LISTEN.parse().expect("a socket address"), ..Config::default() };
+    base.log.format = crate::config::LogFormat::Pretty;
+    let mut config = Config::with_env(base)?;
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    Ok(config)
 }
 
 /// Seeds the demo hotel ([`seed::HotelSpec::demo`]) into the initialised data directory
