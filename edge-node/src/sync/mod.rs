@@ -61,7 +61,8 @@ impl SyncState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct LastError {
     /// RFC 3339.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "crate::time::serialize")]
     pub at: jiff::Timestamp,
     pub message: String,
     /// The hub's error code when the hub answered with an error (e.g. `node_revoked`).
@@ -76,7 +77,8 @@ pub struct StatusView {
     pub hub_url: Option<String>,
     pub node_id: Option<String>,
     /// The last successful exchange with the hub (RFC 3339).
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(serialize_with = "crate::time::serialize_opt")]
     pub last_success: Option<jiff::Timestamp>,
     /// The most recent failure; kept after recovery, so an operator can see what happened.
     pub last_error: Option<LastError>,
