@@ -130,7 +130,22 @@ impl TestNode {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Resp {
+        self.request_with(method, path, token, body, &[]).await
+    }
+
+    /// [`Self::request`] with extra request headers (`If-Match`, `If-None-Match`, …).
+    pub async fn request_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let mut req = self.client.request(method, format!("{}{path}", self.url));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }

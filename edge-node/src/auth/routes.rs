@@ -19,6 +19,7 @@ use super::throttle;
 use super::tokens::{self, REFRESH_PREFIX};
 use crate::audit::{self, Actor, Entry};
 use crate::http::error::{ApiError, ErrorBody};
+use crate::http::etag::{IfMatch, IfMatchHeader};
 use crate::http::extract::{ApiJson, ApiPath};
 use crate::property;
 use crate::state::AppState;
@@ -1298,7 +1299,7 @@ async fn unlock_staff(
 /// properties they belong to. Refused with 409 `last_owner` when a property would be left
 /// without an active owner.
 #[utoipa::path(patch, path = "/staff/{id}", tag = "staff", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Staff account id")),
+    params(IfMatchHeader, ("id" = String, Path, description = "Staff account id")),
     request_body = UpdateStaffRequest,
     responses(
         (status = 200, description = "The account after the change", body = StaffView),
@@ -1312,6 +1313,7 @@ async fn update_staff(
     client: ClientInfo,
     Authorized(principal, _): Authorized<perm::StaffManage>,
     ApiPath(id): ApiPath<String>,
+    if_match: IfMatch,
     ApiJson(req): ApiJson<UpdateStaffRequest>,
 ) -> Result<Json<StaffView>, ApiError> {
     if matches!(&principal.kind, super::extract::PrincipalKind::Staff { staff_id, .. } if *staff_id == id)
@@ -1343,6 +1345,7 @@ async fn update_staff(
             if !old_props.iter().any(|p| principal.properties.contains(p)) {
                 return Err(ApiError::not_found("staff account"));
             }
+            if_match.check(|| staff_view(staff.clone(), old_props.clone()))?;
             let old_role = stored_role(&staff.role, &format!("staff {id}"))?;
             check_manageable(&principal, old_role)?;
             let new_role = req.role.unwrap_or(old_role);

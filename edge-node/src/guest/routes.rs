@@ -39,6 +39,7 @@ use crate::audit::{self, Entry};
 use crate::auth::extract::{Authorized, Principal};
 use crate::auth::permissions::{Permission, perm};
 use crate::http::error::{ApiError, ErrorBody};
+use crate::http::etag::{IfMatch, IfMatchHeader};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::property::access;
 use crate::state::AppState;
@@ -301,7 +302,7 @@ async fn get_guest(
 
 /// Change some fields of a profile (the others stay).
 #[utoipa::path(put, path = "/guests/{id}", tag = "guests", security(("bearer" = [])),
-    params(GuestId), request_body = GuestPatch,
+    params(IfMatchHeader, GuestId), request_body = GuestPatch,
     responses(
         (status = 200, description = "The updated profile", body = GuestView),
         (status = 404, description = "No such guest", body = ErrorBody),
@@ -312,6 +313,7 @@ async fn update_guest(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::GuestWrite>,
     ApiPath(GuestId { id }): ApiPath<GuestId>,
+    if_match: IfMatch,
     ApiJson(patch): ApiJson<GuestPatch>,
 ) -> Result<Json<GuestView>, ApiError> {
     let now = now_ms();
@@ -319,6 +321,7 @@ async fn update_guest(
         .db
         .write(move |tx| -> Result<_, ApiError> {
             let g = live(fetch(tx, &principal, &id)?)?;
+            if_match.check(|| Ok(g.view()))?;
             let mut fields = g.fields.clone();
             store::apply_patch("", &mut fields, &patch)?;
             store::write_fields(tx, &id, &fields, now)?;
@@ -377,7 +380,7 @@ async fn get_preferences(
 
 /// Replace a guest's preferences (room, pillow, dietary, up to 20 tags).
 #[utoipa::path(put, path = "/guests/{id}/preferences", tag = "guests", security(("bearer" = [])),
-    params(GuestId), request_body = Preferences,
+    params(IfMatchHeader, GuestId), request_body = Preferences,
     responses(
         (status = 200, description = "Preferences", body = Preferences),
         (status = 404, description = "No such guest", body = ErrorBody),
@@ -387,6 +390,7 @@ async fn put_preferences(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::GuestWrite>,
     ApiPath(GuestId { id }): ApiPath<GuestId>,
+    if_match: IfMatch,
     ApiJson(prefs): ApiJson<Preferences>,
 ) -> Result<Json<Preferences>, ApiError> {
     let prefs = store::clean_preferences(&prefs)?;
@@ -395,7 +399,8 @@ async fn put_preferences(
     state
         .db
         .write(move |tx| -> Result<_, ApiError> {
-            live(fetch(tx, &principal, &id)?)?;
+            let g = live(fetch(tx, &principal, &id)?)?;
+            if_match.check(|| Ok(g.preferences()))?;
             Ok(store::write_preferences(tx, &id, &stored, now)?)
         })
         .await?;

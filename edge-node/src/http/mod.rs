@@ -3,7 +3,9 @@
 //! rate limiting, metrics, the OpenAPI document and its docs page, and one JSON error shape
 //! for everything, including errors produced by the layers themselves.
 
+pub mod contract;
 pub mod error;
+pub mod etag;
 pub mod extract;
 pub mod metrics;
 pub mod ops;
@@ -87,20 +89,34 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of this build.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().into_openapi()
+    let mut doc = api().into_openapi();
+    contract::complete(&mut doc);
+    doc
 }
 
 /// The complete application: routes, docs, fallback and the middleware stack.
 pub fn app(state: AppState, limiter: ClientLimiter) -> Router {
     let config = state.config.clone();
-    let (routes, openapi) = api().split_for_parts();
+    let (routes, mut openapi) = api().split_for_parts();
+    contract::complete(&mut openapi);
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(
             config.http.cors_allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
         ))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
-        .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            REQUEST_ID,
+        ])
+        .expose_headers([
+            REQUEST_ID,
+            header::ETAG,
+            header::RETRY_AFTER,
+            HeaderName::from_static(contract::VERSION_HEADER),
+        ])
         .max_age(Duration::from_secs(600));
 
     // Outermost first. The axum middlewares (metrics, error shaping, rate limiting) sit inside
@@ -113,10 +129,12 @@ pub fn app(state: AppState, limiter: ClientLimiter) -> Router {
             tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id)
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(axum::middleware::from_fn(contract::version_header))
         .layer(CompressionLayer::new())
         .layer(cors)
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(etag::tag))
         .layer(axum::middleware::from_fn_with_state(limiter, ratelimit::limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

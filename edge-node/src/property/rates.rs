@@ -24,6 +24,7 @@ use crate::auth::extract::Authorized;
 use crate::auth::permissions::perm;
 use crate::dates;
 use crate::http::error::{ApiError, ErrorBody};
+use crate::http::etag::{IfMatch, IfMatchHeader};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::time::now_ms;
@@ -31,7 +32,7 @@ use crate::time::now_ms;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_policies, create_policy))
-        .routes(routes!(update_policy, delete_policy))
+        .routes(routes!(get_policy_route, update_policy, delete_policy))
         .routes(routes!(list_rate_plans, create_rate_plan))
         .routes(routes!(get_rate_plan, update_rate_plan, delete_rate_plan))
         .routes(routes!(list_prices, set_prices))
@@ -250,11 +251,36 @@ async fn create_policy(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// A cancellation policy.
+#[utoipa::path(get, path = "/properties/{id}/cancellation-policies/{policy_id}", tag = "rates",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Property id"),
+        ("policy_id" = String, Path, description = "Policy id")),
+    responses(
+        (status = 200, description = "The policy", body = PolicyView),
+        (status = 404, description = "No such property or policy", body = ErrorBody),
+    ))]
+async fn get_policy_route(
+    State(state): State<AppState>,
+    Authorized(principal, _): Authorized<perm::PropertyRead>,
+    ApiPath((id, policy_id)): ApiPath<(String, String)>,
+) -> Result<Json<PolicyView>, ApiError> {
+    access::ensure(&principal, &id)?;
+    let view = state
+        .db
+        .read(move |conn| -> Result<_, ApiError> {
+            live_property(conn, &id)?;
+            get_policy(conn, &id, &policy_id)
+        })
+        .await?;
+    Ok(Json(view))
+}
+
 /// Change some fields of a cancellation policy. Reservations already made keep the fee
 /// terms they were priced with only if the reservation service snapshots them.
 #[utoipa::path(put, path = "/properties/{id}/cancellation-policies/{policy_id}", tag = "rates",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Property id"),
+    params(IfMatchHeader, ("id" = String, Path, description = "Property id"),
         ("policy_id" = String, Path, description = "Policy id")),
     request_body = PolicyInput,
     responses(
@@ -267,6 +293,7 @@ async fn update_policy(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath((id, policy_id)): ApiPath<(String, String)>,
+    if_match: IfMatch,
     ApiJson(input): ApiJson<PolicyInput>,
 ) -> Result<Json<PolicyView>, ApiError> {
     access::ensure(&principal, &id)?;
@@ -277,6 +304,7 @@ async fn update_policy(
         .write(move |tx| -> Result<_, ApiError> {
             live_property(tx, &id)?;
             let mut p = get_policy(tx, &id, &policy_id)?;
+            if_match.check(|| Ok(p.clone()))?;
             let changed = apply_policy(&mut p, input)?;
             if !changed.is_empty() {
                 save_policy(tx, &p, now)?;
@@ -297,7 +325,7 @@ async fn update_policy(
 /// Delete a cancellation policy: refused while a live rate plan uses it.
 #[utoipa::path(delete, path = "/properties/{id}/cancellation-policies/{policy_id}", tag = "rates",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Property id"),
+    params(IfMatchHeader, ("id" = String, Path, description = "Property id"),
         ("policy_id" = String, Path, description = "Policy id")),
     responses(
         (status = 204, description = "Policy deleted"),
@@ -309,6 +337,7 @@ async fn delete_policy(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath((id, policy_id)): ApiPath<(String, String)>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
     access::ensure(&principal, &id)?;
     let actor = principal.actor();
@@ -318,6 +347,7 @@ async fn delete_policy(
         .write(move |tx| -> Result<_, ApiError> {
             live_property(tx, &id)?;
             let p = get_policy(tx, &id, &policy_id)?;
+            if_match.check(|| Ok(p.clone()))?;
             let plans: Vec<String> = tx
                 .prepare_cached(
                     "SELECT code FROM rate_plans WHERE property_id = ?1
@@ -632,7 +662,7 @@ async fn get_rate_plan(
 /// Change some fields of a rate plan.
 #[utoipa::path(put, path = "/properties/{id}/rate-plans/{rate_plan_id}", tag = "rates",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Property id"),
+    params(IfMatchHeader, ("id" = String, Path, description = "Property id"),
         ("rate_plan_id" = String, Path, description = "Rate plan id")),
     request_body = RatePlanInput,
     responses(
@@ -646,6 +676,7 @@ async fn update_rate_plan(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath((id, plan_id)): ApiPath<(String, String)>,
+    if_match: IfMatch,
     ApiJson(input): ApiJson<RatePlanInput>,
 ) -> Result<Json<RatePlanView>, ApiError> {
     access::ensure(&principal, &id)?;
@@ -656,6 +687,7 @@ async fn update_rate_plan(
         .write(move |tx| -> Result<_, ApiError> {
             live_property(tx, &id)?;
             let mut p = get_plan(tx, &id, &plan_id)?;
+            if_match.check(|| Ok(p.clone()))?;
             let changed = apply_plan(&mut p, input)?;
             if !changed.is_empty() {
                 ensure_plan_refs(tx, &p)?;
@@ -678,7 +710,7 @@ async fn update_rate_plan(
 /// waitlisted) are booked on it; deactivate it instead to stop selling.
 #[utoipa::path(delete, path = "/properties/{id}/rate-plans/{rate_plan_id}", tag = "rates",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Property id"),
+    params(IfMatchHeader, ("id" = String, Path, description = "Property id"),
         ("rate_plan_id" = String, Path, description = "Rate plan id")),
     responses(
         (status = 204, description = "Rate plan deleted"),
@@ -690,6 +722,7 @@ async fn delete_rate_plan(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath((id, plan_id)): ApiPath<(String, String)>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
     access::ensure(&principal, &id)?;
     let actor = principal.actor();
@@ -699,6 +732,7 @@ async fn delete_rate_plan(
         .write(move |tx| -> Result<_, ApiError> {
             live_property(tx, &id)?;
             let p = get_plan(tx, &id, &plan_id)?;
+            if_match.check(|| Ok(p.clone()))?;
             let open: i64 = tx
                 .prepare_cached(
                     "SELECT count(*) FROM reservations WHERE property_id = ?1 AND rate_plan_id = ?2

@@ -23,6 +23,7 @@ use crate::audit::{self, Entry};
 use crate::auth::extract::Authorized;
 use crate::auth::permissions::perm;
 use crate::http::error::{ApiError, ErrorBody};
+use crate::http::etag::{IfMatch, IfMatchHeader};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::reservation::waitlist;
 use crate::state::AppState;
@@ -440,7 +441,7 @@ async fn get_room_type(
 /// a future night has sold more than would remain.
 #[utoipa::path(put, path = "/properties/{id}/room-types/{room_type_id}", tag = "properties",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Property id"),
+    params(IfMatchHeader, ("id" = String, Path, description = "Property id"),
         ("room_type_id" = String, Path, description = "Room type id")),
     request_body = RoomTypeInput,
     responses(
@@ -454,6 +455,7 @@ async fn update_room_type(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath((id, type_id)): ApiPath<(String, String)>,
+    if_match: IfMatch,
     ApiJson(input): ApiJson<RoomTypeInput>,
 ) -> Result<Json<RoomTypeView>, ApiError> {
     access::ensure(&principal, &id)?;
@@ -464,6 +466,7 @@ async fn update_room_type(
         .write(move |tx| -> Result<_, ApiError> {
             let settings = live_property(tx, &id)?;
             let mut t = get_type(tx, &id, &type_id)?;
+            if_match.check(|| type_view(tx, t.clone()))?;
             let before_allowance = t.overbooking_allowance;
             let mut changed = apply_type(&mut t, &input, false)?;
             if changed.contains(&"code") {
@@ -499,7 +502,7 @@ async fn update_room_type(
 /// Delete a room type: refused while live rooms are of this type or reservations hold it.
 #[utoipa::path(delete, path = "/properties/{id}/room-types/{room_type_id}", tag = "properties",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Property id"),
+    params(IfMatchHeader, ("id" = String, Path, description = "Property id"),
         ("room_type_id" = String, Path, description = "Room type id")),
     responses(
         (status = 204, description = "Room type deleted"),
@@ -511,6 +514,7 @@ async fn delete_room_type(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath((id, type_id)): ApiPath<(String, String)>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
     access::ensure(&principal, &id)?;
     let actor = principal.actor();
@@ -520,6 +524,7 @@ async fn delete_room_type(
         .write(move |tx| -> Result<_, ApiError> {
             live_property(tx, &id)?;
             let t = get_type(tx, &id, &type_id)?;
+            if_match.check(|| type_view(tx, t.clone()))?;
             let rooms = live_rooms_of_type(tx, &t.id)?;
             if rooms > 0 {
                 return Err(ApiError::conflict(
@@ -863,7 +868,7 @@ async fn get_room(
 /// Change a room's number, type, floor or description. A type change is refused while the
 /// room holds nights from the business date on, or when its old type would be oversold.
 #[utoipa::path(put, path = "/properties/{id}/rooms/{room_id}", tag = "properties", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Property id"),
+    params(IfMatchHeader, ("id" = String, Path, description = "Property id"),
         ("room_id" = String, Path, description = "Room id")),
     request_body = RoomInput,
     responses(
@@ -877,6 +882,7 @@ async fn update_room(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath((id, room_id)): ApiPath<(String, String)>,
+    if_match: IfMatch,
     ApiJson(input): ApiJson<RoomInput>,
 ) -> Result<Json<RoomView>, ApiError> {
     access::ensure(&principal, &id)?;
@@ -887,6 +893,7 @@ async fn update_room(
         .write(move |tx| -> Result<_, ApiError> {
             let settings = live_property(tx, &id)?;
             let mut r = get_room_record(tx, &id, &room_id)?;
+            if_match.check(|| room_view(tx, &id, &r.id))?;
             let old_type = r.room_type_id.clone();
             let changed = apply_room(&mut r, &input)?;
             if changed.is_empty() {
@@ -919,7 +926,7 @@ async fn update_room(
 /// Delete a room: refused while it holds nights from the business date on, or when its
 /// type would be oversold without it.
 #[utoipa::path(delete, path = "/properties/{id}/rooms/{room_id}", tag = "properties", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Property id"),
+    params(IfMatchHeader, ("id" = String, Path, description = "Property id"),
         ("room_id" = String, Path, description = "Room id")),
     responses(
         (status = 204, description = "Room deleted"),
@@ -931,6 +938,7 @@ async fn delete_room(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath((id, room_id)): ApiPath<(String, String)>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
     access::ensure(&principal, &id)?;
     let actor = principal.actor();
@@ -940,6 +948,7 @@ async fn delete_room(
         .write(move |tx| -> Result<_, ApiError> {
             let settings = live_property(tx, &id)?;
             let r = get_room_record(tx, &id, &room_id)?;
+            if_match.check(|| room_view(tx, &id, &r.id))?;
             let from = settings.business_date.to_string();
             ensure_room_free_from(tx, &r.id, &from)?;
             tx.prepare_cached("UPDATE rooms SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1")?

@@ -21,6 +21,7 @@ use crate::auth::extract::Authorized;
 use crate::auth::permissions::perm;
 use crate::dates;
 use crate::http::error::{ApiError, ErrorBody};
+use crate::http::etag::{IfMatch, IfMatchHeader};
 use crate::http::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use crate::time::{now_ms, rfc3339};
@@ -300,7 +301,7 @@ async fn get_property(
 /// Change some of a property's settings (owners, managers). The business date is not
 /// editable: it moves at end of day.
 #[utoipa::path(put, path = "/properties/{id}", tag = "properties", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Property id")),
+    params(IfMatchHeader, ("id" = String, Path, description = "Property id")),
     request_body = PropertyInput,
     responses(
         (status = 200, description = "The property after the change", body = PropertyView),
@@ -312,6 +313,7 @@ async fn update_property(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath(id): ApiPath<String>,
+    if_match: IfMatch,
     ApiJson(input): ApiJson<PropertyInput>,
 ) -> Result<Json<PropertyView>, ApiError> {
     access::ensure(&principal, &id)?;
@@ -322,6 +324,7 @@ async fn update_property(
         .write(move |tx| -> Result<_, ApiError> {
             let mut p =
                 store::get_record(tx, &id)?.ok_or_else(|| ApiError::not_found("property"))?;
+            if_match.check(|| view(tx, p.clone()))?;
             let changed = apply(&mut p, input)?;
             if !changed.is_empty() {
                 p.updated_at = now;
@@ -344,7 +347,7 @@ async fn update_property(
 /// Delete a property (owners): refused while it has reservations that hold or will hold
 /// rooms. The property disappears from lists; its history stays.
 #[utoipa::path(delete, path = "/properties/{id}", tag = "properties", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Property id")),
+    params(IfMatchHeader, ("id" = String, Path, description = "Property id")),
     responses(
         (status = 204, description = "Property deleted"),
         (status = 403, description = "No access or no permission", body = ErrorBody),
@@ -355,6 +358,7 @@ async fn delete_property(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyAdmin>,
     ApiPath(id): ApiPath<String>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
     access::ensure(&principal, &id)?;
     let actor = principal.actor();
@@ -363,6 +367,11 @@ async fn delete_property(
         .db
         .write(move |tx| -> Result<_, ApiError> {
             live_property(tx, &id)?;
+            if_match.check(|| {
+                let p =
+                    store::get_record(tx, &id)?.ok_or_else(|| ApiError::not_found("property"))?;
+                view(tx, p)
+            })?;
             let open = store::open_reservations(tx, &id)?;
             if open > 0 {
                 return Err(ApiError::conflict(

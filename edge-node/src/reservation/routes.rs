@@ -27,6 +27,7 @@ use crate::auth::permissions::perm;
 use crate::dates;
 use crate::guest::GuestInput;
 use crate::http::error::{ApiError, ErrorBody};
+use crate::http::etag::{IfMatch, IfMatchHeader};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, parse_json};
 use crate::property::access::{self, Settings};
 use crate::state::AppState;
@@ -411,7 +412,7 @@ fn editable_fields(status: &str) -> &'static [&'static str] {
 /// occupancy and notes while checked in (departure not before the business date); only notes
 /// afterwards. A field that may not change: 409 `invalid_state` naming it.
 #[utoipa::path(put, path = "/reservations/{id}", tag = "reservations", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Reservation id")),
+    params(IfMatchHeader, ("id" = String, Path, description = "Reservation id")),
     request_body = UpdateReservation,
     responses(
         (status = 200, description = "The changed reservation", body = ReservationView),
@@ -423,6 +424,7 @@ async fn update(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::ReservationWrite>,
     ApiPath(id): ApiPath<String>,
+    if_match: IfMatch,
     ApiJson(body): ApiJson<UpdateReservation>,
 ) -> Result<Json<ReservationView>, ApiError> {
     let arrival = body.arrival.as_deref().map(|a| dates::parse("arrival", a)).transpose()?;
@@ -435,6 +437,7 @@ async fn update(
         .db
         .write(move |tx| -> Result<_, ApiError> {
             let r = store::load_for(tx, &ctx.properties, &id)?;
+            if_match.check(|| Ok(store::view(tx, r.clone(), true)?))?;
             let editable = editable_fields(&r.status);
             for (field, given) in [
                 ("arrival", body.arrival.is_some()),
@@ -591,7 +594,7 @@ async fn update(
 /// Delete a tentative or waitlisted reservation: it becomes cancelled without a fee (other
 /// reservations are cancelled with `/cancel`).
 #[utoipa::path(delete, path = "/reservations/{id}", tag = "reservations", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Reservation id")),
+    params(IfMatchHeader, ("id" = String, Path, description = "Reservation id")),
     responses(
         (status = 204, description = "Cancelled"),
         (status = 404, description = "No such reservation", body = ErrorBody),
@@ -601,22 +604,25 @@ async fn delete_one(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::ReservationWrite>,
     ApiPath(id): ApiPath<String>,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    let _ = act(&state, &principal, id, "delete", "reservation_cancelled", |tx, _s, r, ctx| {
-        store::release(tx, &r.id, None)?;
-        store::transition(
-            tx,
-            r,
-            states::CANCELLED,
-            "cancelled",
-            json!({ "reason": "deleted", "fee_minor": 0 }),
-            &ctx.label,
-            ctx.now,
-        )?;
-        waitlist::promote_for_type(tx, &r.property_id, &r.room_type_id, &ctx.label, ctx.now)?;
-        Ok(json!({ "reason": "deleted" }))
-    })
-    .await?;
+    let _ =
+        act(&state, &principal, id, "delete", "reservation_cancelled", move |tx, _s, r, ctx| {
+            if_match.check(|| Ok(store::view(tx, r.clone(), true)?))?;
+            store::release(tx, &r.id, None)?;
+            store::transition(
+                tx,
+                r,
+                states::CANCELLED,
+                "cancelled",
+                json!({ "reason": "deleted", "fee_minor": 0 }),
+                &ctx.label,
+                ctx.now,
+            )?;
+            waitlist::promote_for_type(tx, &r.property_id, &r.room_type_id, &ctx.label, ctx.now)?;
+            Ok(json!({ "reason": "deleted" }))
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

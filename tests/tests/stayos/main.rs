@@ -2,6 +2,7 @@
 //! loopback, or the real `stayos-edge` binary for the command line), and the `crdt` crate
 //! against the real cr-sqlite. One binary, one module per area.
 
+mod api_contract;
 mod api_keys;
 mod audit;
 mod availability;

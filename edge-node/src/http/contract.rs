@@ -1,0 +1,126 @@
+//! What the OpenAPI document promises beyond each handler's own annotation: the API's
+//! version, and the error statuses the shared layers answer for every operation of a kind.
+//!
+//! A handler's `responses(...)` lists what the handler itself decides (404 for a missing
+//! reservation, 409 for a refused action). The extractors and middleware answer more, the same
+//! way for every route: `Authorized<P>` 401 and 403, `ApiJson` 400, 413, 415 and 422, path and
+//! query extractors 422, the rate limiter 429, the timeout 408, a draining node 503, a failure
+//! 500. `complete` adds those to every operation they apply to, so a generated client knows
+//! every status it can receive, without 96 annotations repeating them.
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::{OpenApi, Ref, RefOr, ResponseBuilder};
+
+/// The version of the HTTP API, a date like Stripe's: a client built against one version keeps
+/// working with a node of any later version except where `API-CHANGELOG.md` lists a breaking
+/// change since. Served as `info.version` and in the `StayOS-API-Version` header of every
+/// response.
+pub const API_VERSION: &str = "2026-12-07";
+
+/// The response header that carries [`API_VERSION`].
+pub const VERSION_HEADER: &str = "stayos-api-version";
+
+/// Adds `StayOS-API-Version` to every response, so a terminal can tell which API the node it
+/// talks to speaks (terminals and integrations upgrade at different times).
+pub async fn version_header(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    response.headers_mut().insert(VERSION_HEADER, HeaderValue::from_static(API_VERSION));
+    response
+}
+
+/// Sets the version and adds the shared layers' statuses to every operation that can answer
+/// them (an operation's own description of a status is kept).
+pub fn complete(doc: &mut OpenApi) {
+    doc.info.version = API_VERSION.to_string();
+    for item in doc.paths.paths.values_mut() {
+        if let Some(op) = &mut item.get {
+            complete_operation(op, true);
+        }
+        for op in
+            [&mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+        {
+            complete_operation(op, false);
+        }
+    }
+}
+
+fn complete_operation(op: &mut Operation, is_get: bool) {
+    let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let has_body = op.request_body.is_some();
+    let params: Vec<(ParameterIn, String)> = op
+        .parameters
+        .iter()
+        .flatten()
+        .filter_map(|p| match p {
+            RefOr::T(p) => Some((p.parameter_in.clone(), p.name.clone())),
+            RefOr::Ref(_) => None,
+        })
+        .collect();
+    let has_if_match = params
+        .iter()
+        .any(|(place, name)| matches!(place, ParameterIn::Header) && name == "If-Match");
+    let has_path = params.iter().any(|(p, _)| matches!(p, ParameterIn::Path));
+    let has_query = params.iter().any(|(p, _)| matches!(p, ParameterIn::Query));
+
+    if is_get {
+        op.responses.responses.entry("304".into()).or_insert_with(|| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(
+                        "`If-None-Match` named the current `ETag`: the client's copy is current \
+                         (no body)",
+                    )
+                    .build(),
+            )
+        });
+    }
+    let mut add = |status: &str, description: &str| {
+        op.responses.responses.entry(status.to_string()).or_insert_with(|| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        utoipa::openapi::ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+    };
+    if secured {
+        add("401", "No valid access token or API key (`unauthenticated`, `token_expired`, …)");
+        add("403", "The caller's role or properties do not allow this");
+    }
+    if has_body {
+        add("400", "The body is not JSON at all (`malformed_json`)");
+        add("413", "The body is larger than the node accepts (`payload_too_large`)");
+        add("415", "The body is not `application/json` (`unsupported_media_type`)");
+    }
+    if has_body || has_path || has_query {
+        add(
+            "422",
+            "A field or parameter is missing, of the wrong type or invalid (`validation_failed`, \
+             `details.field` names it)",
+        );
+    }
+    if has_if_match {
+        add(
+            "412",
+            "`If-Match` named a version that is no longer current (`precondition_failed`); \
+             `details.current` is the record as it is now and `details.etag` its tag",
+        );
+    }
+    if has_path {
+        add("404", "Nothing with that id here (or not the caller's)");
+    }
+    add("408", "The request took longer than the node allows (`request_timeout`)");
+    add("429", "Too many requests from this address, or too many failed logins; see `Retry-After`");
+    add("500", "The node failed; the cause is in its log (`internal_error`)");
+    add("503", "The node is shutting down (`shutting_down`)");
+}
