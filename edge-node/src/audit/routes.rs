@@ -18,6 +18,7 @@ use crate::auth::extract::Authorized;
 use crate::auth::permissions::{Role, perm};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiQuery;
+use crate::http::list::{Page, numeric_cursor};
 use crate::property::access;
 use crate::state::AppState;
 use crate::time::rfc3339;
@@ -30,11 +31,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
-    /// Only entries with a sequence number below this (for paging backwards).
-    pub before: Option<i64>,
+    /// `next_cursor` of the previous page (entries are newest first).
+    pub cursor: Option<String>,
     /// Only this event, e.g. `login_failed`.
     pub event: Option<String>,
-    /// At most this many entries (1 to 500, default 100).
+    /// At most this many entries (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Only entries of this property (one you belong to).
     pub property_id: Option<String>,
@@ -57,17 +59,10 @@ pub struct AuditEntryView {
     pub hash: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditPage {
-    pub entries: Vec<AuditEntryView>,
-    /// Pass as `before` to get the next (older) page; absent on the last page.
-    pub next_before: Option<i64>,
-}
-
 /// Audit entries of the properties you belong to, newest first.
 #[utoipa::path(get, path = "/audit", tag = "audit", security(("bearer" = [])), params(AuditQuery),
     responses(
-        (status = 200, description = "A page of entries", body = AuditPage),
+        (status = 200, description = "A page of entries", body = Page<AuditEntryView>),
         (status = 403, description = "Not your property", body = ErrorBody),
         (status = 422, description = "A parameter is invalid", body = ErrorBody),
     ))]
@@ -75,7 +70,7 @@ async fn list(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::AuditRead>,
     ApiQuery(query): ApiQuery<AuditQuery>,
-) -> Result<Json<AuditPage>, ApiError> {
+) -> Result<Json<Page<AuditEntryView>>, ApiError> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid_field("limit", "must be between 1 and 500"));
@@ -91,13 +86,15 @@ async fn list(
             node_level: principal.role == Role::Owner,
         },
     };
+    let before = numeric_cursor(query.cursor.as_deref())?;
     let rows = state
         .db
         .read(move |conn| -> Result<_, ApiError> {
-            Ok(store::page(conn, query.before, query.event.as_deref(), &visible, limit)?)
+            Ok(store::page(conn, before, query.event.as_deref(), &visible, limit)?)
         })
         .await?;
-    let next_before = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.seq)).flatten();
+    let next_cursor =
+        (rows.len() == limit as usize).then(|| rows.last().map(|r| r.seq.to_string())).flatten();
     let entries = rows
         .into_iter()
         .map(|r| AuditEntryView {
@@ -114,7 +111,7 @@ async fn list(
             hash: r.hash,
         })
         .collect();
-    Ok(Json(AuditPage { entries, next_before }))
+    Ok(Json(Page::new(entries, next_cursor)))
 }
 
 /// Walk the whole hash chain and report whether it is intact: every keyed entry's HMAC, the

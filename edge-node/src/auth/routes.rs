@@ -21,6 +21,7 @@ use crate::audit::{self, Actor, Entry};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::etag::{IfMatch, IfMatchHeader};
 use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::list::Page;
 use crate::property;
 use crate::state::AppState;
 use crate::time::{now_ms, rfc3339};
@@ -918,11 +919,11 @@ async fn change_password(
 
 /// One's own live sessions (devices logged in), newest first.
 #[utoipa::path(get, path = "/auth/sessions", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, description = "Live sessions", body = Vec<SessionView>)))]
+    responses((status = 200, description = "Live sessions", body = Page<SessionView>)))]
 async fn list_sessions(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::SelfService>,
-) -> Result<Json<Vec<SessionView>>, ApiError> {
+) -> Result<Json<Page<SessionView>>, ApiError> {
     let (staff_id, current) = principal.staff_session()?;
     let (staff_id, current) = (staff_id.to_string(), current.to_string());
     let now = now_ms();
@@ -932,7 +933,7 @@ async fn list_sessions(
             Ok(store::live_sessions(conn, &staff_id, now)?)
         })
         .await?;
-    Ok(Json(
+    Ok(Json(Page::all(
         rows.into_iter()
             .map(|s| SessionView {
                 current: s.id == current,
@@ -944,7 +945,7 @@ async fn list_sessions(
                 user_agent: s.user_agent,
             })
             .collect(),
-    ))
+    )))
 }
 
 /// End one of one's own sessions (e.g. a terminal left logged in).
@@ -1051,17 +1052,17 @@ async fn create_api_key(
 
 /// API keys on the caller's properties, newest first (without their secrets).
 #[utoipa::path(get, path = "/auth/api-keys", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, description = "API keys", body = Vec<ApiKeyView>)))]
+    responses((status = 200, description = "API keys", body = Page<ApiKeyView>)))]
 async fn list_api_keys(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::ApiKeysManage>,
-) -> Result<Json<Vec<ApiKeyView>>, ApiError> {
+) -> Result<Json<Page<ApiKeyView>>, ApiError> {
     let properties = principal.properties.clone();
     let rows = state
         .db
         .read(move |conn| -> Result<_, ApiError> { Ok(store::list_api_keys(conn, &properties)?) })
         .await?;
-    Ok(Json(rows.into_iter().map(api_key_view).collect::<Result<_, _>>()?))
+    Ok(Json(Page::all(rows.into_iter().map(api_key_view).collect::<Result<_, _>>()?)))
 }
 
 /// Revoke an API key; it stops working at once.
@@ -1121,17 +1122,17 @@ async fn revoke_api_key(
 
 /// Staff accounts at the caller's properties.
 #[utoipa::path(get, path = "/staff", tag = "staff", security(("bearer" = [])),
-    responses((status = 200, description = "Staff accounts", body = Vec<StaffView>)))]
+    responses((status = 200, description = "Staff accounts", body = Page<StaffView>)))]
 async fn list_staff(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::StaffRead>,
-) -> Result<Json<Vec<StaffView>>, ApiError> {
+) -> Result<Json<Page<StaffView>>, ApiError> {
     let properties = principal.properties.clone();
     let rows = state
         .db
         .read(move |conn| -> Result<_, ApiError> { Ok(store::list_staff(conn, &properties)?) })
         .await?;
-    Ok(Json(rows.into_iter().map(|(s, p)| staff_view(s, p)).collect::<Result<_, _>>()?))
+    Ok(Json(Page::all(rows.into_iter().map(|(s, p)| staff_view(s, p)).collect::<Result<_, _>>()?)))
 }
 
 /// Disable a staff account: it can no longer log in and all its sessions end at once.

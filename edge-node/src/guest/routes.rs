@@ -31,7 +31,7 @@ use utoipa_axum::routes;
 use super::documents::{self, DocumentInput, DocumentView};
 use super::loyalty::{self, Account, LedgerEntry};
 use super::privacy::{self, ErasureReport, GuestExport, MergeReport};
-use super::search::{self, GuestPage};
+use super::search::{self, GuestPage, GuestSummary};
 use super::store::{
     self, DuplicateView, GuestInput, GuestPatch, GuestRow, GuestView, HistoryView, Preferences,
 };
@@ -41,6 +41,8 @@ use crate::auth::permissions::{Permission, perm};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::etag::{IfMatch, IfMatchHeader};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::http::list::Page;
+use crate::http::representation::Representation;
 use crate::property::access;
 use crate::state::AppState;
 use crate::time::now_ms;
@@ -211,8 +213,10 @@ pub struct SearchQuery {
     pub phone: Option<String>,
     /// Optional when the caller belongs to one property.
     pub property_id: Option<String>,
-    /// 1 to 100, default 20.
+    /// At most this many guests (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
@@ -221,7 +225,7 @@ pub struct SearchQuery {
 #[utoipa::path(get, path = "/guests", tag = "guests", security(("bearer" = [])),
     params(SearchQuery),
     responses(
-        (status = 200, description = "A page of guests", body = GuestPage),
+        (status = 200, description = "A page of guests", body = Page<GuestSummary>),
         (status = 403, description = "Not your property", body = ErrorBody),
         (status = 422, description = "A parameter is invalid", body = ErrorBody),
     ))]
@@ -314,16 +318,21 @@ async fn update_guest(
     Authorized(principal, _): Authorized<perm::GuestWrite>,
     ApiPath(GuestId { id }): ApiPath<GuestId>,
     if_match: IfMatch,
-    ApiJson(patch): ApiJson<GuestPatch>,
+    put: Representation<GuestPatch>,
 ) -> Result<Json<GuestView>, ApiError> {
     let now = now_ms();
     let g = state
         .db
         .write(move |tx| -> Result<_, ApiError> {
             let g = live(fetch(tx, &principal, &id)?)?;
-            if_match.check(|| Ok(g.view()))?;
+            put.check(&if_match, || Ok(g.view()))?;
+            let patch = put.input;
             let mut fields = g.fields.clone();
             store::apply_patch("", &mut fields, &patch)?;
+            if fields == g.fields {
+                // Nothing changed: no write, so the version (ETag) other desks hold stays.
+                return Ok(g);
+            }
             store::write_fields(tx, &id, &fields, now)?;
             if (&fields.first_name, &fields.last_name)
                 != (&g.fields.first_name, &g.fields.last_name)
@@ -412,14 +421,14 @@ async fn put_preferences(
 #[utoipa::path(get, path = "/guests/{id}/documents", tag = "guests", security(("bearer" = [])),
     params(GuestId),
     responses(
-        (status = 200, description = "Documents, numbers masked", body = [DocumentView]),
+        (status = 200, description = "Documents, numbers masked", body = Page<DocumentView>),
         (status = 404, description = "No such guest", body = ErrorBody),
     ))]
 async fn list_documents(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::GuestRead>,
     ApiPath(GuestId { id }): ApiPath<GuestId>,
-) -> Result<Json<Vec<DocumentView>>, ApiError> {
+) -> Result<Json<Page<DocumentView>>, ApiError> {
     let docs = state
         .db
         .read(move |conn| -> Result<_, ApiError> {
@@ -427,7 +436,7 @@ async fn list_documents(
             Ok(documents::list(conn, &g.id)?)
         })
         .await?;
-    Ok(Json(docs))
+    Ok(Json(Page::all(docs)))
 }
 
 /// Record an identity document shown by the guest (an expired one is refused).
@@ -481,14 +490,14 @@ async fn add_document(
 #[utoipa::path(get, path = "/guests/{id}/duplicates", tag = "guests", security(("bearer" = [])),
     params(GuestId),
     responses(
-        (status = 200, description = "Possible duplicates and why", body = [DuplicateView]),
+        (status = 200, description = "Possible duplicates and why", body = Page<DuplicateView>),
         (status = 404, description = "No such guest", body = ErrorBody),
     ))]
 async fn duplicates(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::GuestRead>,
     ApiPath(GuestId { id }): ApiPath<GuestId>,
-) -> Result<Json<Vec<DuplicateView>>, ApiError> {
+) -> Result<Json<Page<DuplicateView>>, ApiError> {
     let found = state
         .db
         .read(move |conn| -> Result<_, ApiError> {
@@ -496,7 +505,7 @@ async fn duplicates(
             Ok(store::duplicates(conn, &g)?)
         })
         .await?;
-    Ok(Json(found))
+    Ok(Json(Page::all(found)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

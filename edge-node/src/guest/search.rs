@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use super::normalize;
 use crate::http::error::ApiError;
+use crate::http::list::Page;
 
 /// One search hit.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -30,12 +31,8 @@ pub struct GuestSummary {
     pub vip: i64,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct GuestPage {
-    pub guests: Vec<GuestSummary>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
+/// A page of guest summaries.
+pub type GuestPage = Page<GuestSummary>;
 
 /// What to search by.
 #[derive(Debug, Clone)]
@@ -169,5 +166,5 @@ pub fn search(
             break;
         }
     }
-    Ok(GuestPage { guests, next_cursor })
+    Ok(Page::new(guests, next_cursor))
 }

@@ -25,6 +25,7 @@ use crate::auth::permissions::perm;
 use crate::dates;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::http::list::Page;
 use crate::property::access;
 use crate::state::AppState;
 use crate::time::{now_ms, rfc3339};
@@ -115,7 +116,10 @@ pub struct Board {
     pub property_id: String,
     pub business_date: String,
     /// The rooms matching the filters, by number.
-    pub rooms: Vec<BoardRoom>,
+    pub items: Vec<BoardRoom>,
+    /// Always `null`: the board is one page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
     /// Counts over all the property's rooms, whatever the filters.
     pub counts: BoardCounts,
 }
@@ -229,7 +233,7 @@ async fn board(
                     reservation_id: current.map(|s| s.reservation_id.clone()),
                 });
             }
-            Ok(Board { property_id, business_date: today, rooms: shown, counts })
+            Ok(Board { property_id, business_date: today, items: shown, next_cursor: None, counts })
         })
         .await?;
     Ok(Json(board))
@@ -464,16 +468,11 @@ pub struct BlocksQuery {
     pub to: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BlockList {
-    pub blocks: Vec<BlockView>,
-}
-
 /// The property's unreleased blocks overlapping `[from, to)`.
 #[utoipa::path(get, path = "/properties/{id}/room-blocks", tag = "housekeeping",
     security(("bearer" = [])), params(("id" = String, Path, description = "Property id"), BlocksQuery),
     responses(
-        (status = 200, description = "The blocks", body = BlockList),
+        (status = 200, description = "The blocks", body = Page<BlockView>),
         (status = 403, description = "No access to the property", body = ErrorBody),
         (status = 422, description = "A parameter is invalid", body = ErrorBody),
     ))]
@@ -482,7 +481,7 @@ async fn list_blocks(
     Authorized(principal, _): Authorized<perm::HousekeepingRead>,
     ApiPath(property_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<BlocksQuery>,
-) -> Result<Json<BlockList>, ApiError> {
+) -> Result<Json<Page<BlockView>>, ApiError> {
     access::ensure(&principal, &property_id)?;
     let from = query.from.as_deref().map(|f| dates::parse("from", f)).transpose()?;
     let to = query.to.as_deref().map(|t| dates::parse("to", t)).transpose()?;
@@ -504,7 +503,7 @@ async fn list_blocks(
                 .collect())
         })
         .await?;
-    Ok(Json(BlockList { blocks }))
+    Ok(Json(Page::all(blocks)))
 }
 
 /// Release a block: the room comes back (dirty) and the waitlist may take it.

@@ -13,7 +13,7 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use utoipa::openapi::path::{Operation, ParameterIn};
-use utoipa::openapi::{OpenApi, Ref, RefOr, ResponseBuilder};
+use utoipa::openapi::{OpenApi, Ref, RefOr, ResponseBuilder, Schema};
 
 /// The version of the HTTP API, a date like Stripe's: a client built against one version keeps
 /// working with a node of any later version except where `API-CHANGELOG.md` lists a breaking
@@ -32,10 +32,12 @@ pub async fn version_header(req: Request, next: Next) -> Response {
     response
 }
 
-/// Sets the version and adds the shared layers' statuses to every operation that can answer
-/// them (an operation's own description of a status is kept).
+/// Sets the version, adds the shared layers' statuses to every operation that can answer
+/// them (an operation's own description of a status is kept), and lets each PUT body carry
+/// the representation its GET serves (see [`representation_bodies`]).
 pub fn complete(doc: &mut OpenApi) {
     doc.info.version = API_VERSION.to_string();
+    representation_bodies(doc);
     for item in doc.paths.paths.values_mut() {
         if let Some(op) = &mut item.get {
             complete_operation(op, true);
@@ -45,6 +47,85 @@ pub fn complete(doc: &mut OpenApi) {
         {
             complete_operation(op, false);
         }
+    }
+}
+
+/// A PUT takes back what the GET of the same path served (`http::representation`): its body
+/// schema becomes the input type's properties plus the representation's other properties,
+/// marked `readOnly` (accepted when unchanged, refused by name when changed).
+fn representation_bodies(doc: &mut OpenApi) {
+    let Some(components) = &doc.components else { return };
+    let schemas = &components.schemas;
+    let object = |name: &str| match schemas.get(name) {
+        Some(RefOr::T(Schema::Object(o))) => Some(o.clone()),
+        _ => None,
+    };
+    let mut merged = Vec::new();
+    for (path, item) in &doc.paths.paths {
+        let (Some(get), Some(put)) = (&item.get, &item.put) else { continue };
+        let (Some(view), Some(input)) = (
+            get.responses.responses.get("200").and_then(|r| match r {
+                RefOr::T(r) => match r.content.get("application/json")? {
+                    RefOr::T(c) => json_ref(c.schema.as_ref()?),
+                    RefOr::Ref(_) => None,
+                },
+                RefOr::Ref(_) => None,
+            }),
+            put.request_body.as_ref().and_then(|b| match b {
+                RefOr::T(b) => match b.content.get("application/json")? {
+                    RefOr::T(c) => json_ref(c.schema.as_ref()?),
+                    RefOr::Ref(_) => None,
+                },
+                RefOr::Ref(_) => None,
+            }),
+        ) else {
+            continue;
+        };
+        let (Some(view), Some(mut body)) = (object(&view), object(&input)) else { continue };
+        if view == body {
+            continue;
+        }
+        for (name, property) in view.properties {
+            if body.properties.contains_key(&name) {
+                continue;
+            }
+            let property = match property {
+                RefOr::T(Schema::Object(mut o)) => {
+                    o.read_only = Some(true);
+                    RefOr::T(Schema::Object(o))
+                }
+                other => other,
+            };
+            body.properties.insert(name, property);
+        }
+        body.description = Some(format!(
+            "The record as `GET {path}` serves it, or any part of it: fields left out keep \
+             their value; read-only fields are accepted when they hold the current value and \
+             refused by name otherwise."
+        ));
+        merged.push((path.clone(), body));
+    }
+    for (path, body) in merged {
+        let Some(RefOr::T(request)) = doc
+            .paths
+            .paths
+            .get_mut(&path)
+            .and_then(|i| i.put.as_mut())
+            .and_then(|p| p.request_body.as_mut())
+        else {
+            continue;
+        };
+        if let Some(RefOr::T(content)) = request.content.get_mut("application/json") {
+            content.schema = Some(RefOr::T(Schema::Object(body)));
+        }
+    }
+}
+
+/// The component name a `#/components/schemas/...` reference names.
+fn json_ref(schema: &RefOr<Schema>) -> Option<String> {
+    match schema {
+        RefOr::Ref(r) => r.ref_location.strip_prefix("#/components/schemas/").map(str::to_string),
+        RefOr::T(_) => None,
     }
 }
 

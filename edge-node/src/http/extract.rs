@@ -23,21 +23,26 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !has_json_content_type(&req) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with `Content-Type: application/json`",
-            ));
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| match rejection {
-            BytesRejection::FailedToBufferBody(_) if is_length_limit(&rejection) => {
-                ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
-            }
-            other => ApiError::bad_request("unreadable_body", other.body_text()),
-        })?;
+        let bytes = read_json_body(req, state).await?;
         parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// The bytes of a JSON request body: 415 unless it is declared JSON, 413 past the limit.
+pub async fn read_json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !has_json_content_type(&req) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ));
+    }
+    Bytes::from_request(req, state).await.map_err(|rejection| match rejection {
+        BytesRejection::FailedToBufferBody(_) if is_length_limit(&rejection) => {
+            ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
+        }
+        other => ApiError::bad_request("unreadable_body", other.body_text()),
+    })
 }
 
 fn is_length_limit(rejection: &BytesRejection) -> bool {
@@ -59,18 +64,31 @@ fn has_json_content_type(req: &Request) -> bool {
 /// given `{}`) is reported as a data error at its path rather than as a syntax error, and a
 /// number JSON Schema calls an integer (`643.0`) is one.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    from_object(parse_object(bytes)?)
+}
+
+/// A request body as a JSON object: 400 `malformed_json` unless it is JSON, 422 naming
+/// `body` unless it is an object; integral numbers (`643.0`) made integers.
+pub fn parse_object(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
     let mut value: serde_json::Value = match serde_json::from_slice(bytes) {
         Ok(value) => value,
         Err(err) => return Err(syntax_error(&err)),
     };
-    if !value.is_object() {
-        return Err(ApiError::invalid_field(
-            "body",
-            format!("the body must be a JSON object, not {}", json_kind(&value)),
-        ));
-    }
     integral_floats_to_integers(&mut value);
-    serde_path_to_error::deserialize(value).map_err(|err| {
+    match value {
+        serde_json::Value::Object(map) => Ok(map),
+        other => Err(ApiError::invalid_field(
+            "body",
+            format!("the body must be a JSON object, not {}", json_kind(&other)),
+        )),
+    }
+}
+
+/// `T` from a body's object, every failure a 422 naming the field in plain words.
+pub fn from_object<T: DeserializeOwned>(
+    map: serde_json::Map<String, serde_json::Value>,
+) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(serde_json::Value::Object(map)).map_err(|err| {
         let path = err.path().to_string();
         let message = plain_message(&err.inner().to_string());
         ApiError::invalid_field(&field_name(&path, &message), message)

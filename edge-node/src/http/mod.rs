@@ -7,9 +7,11 @@ pub mod contract;
 pub mod error;
 pub mod etag;
 pub mod extract;
+pub mod list;
 pub mod metrics;
 pub mod ops;
 pub mod ratelimit;
+pub mod representation;
 
 use std::time::Duration;
 

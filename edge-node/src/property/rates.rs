@@ -26,6 +26,8 @@ use crate::dates;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::etag::{IfMatch, IfMatchHeader};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::http::list::Page;
+use crate::http::representation::Representation;
 use crate::state::AppState;
 use crate::time::now_ms;
 
@@ -175,7 +177,7 @@ fn save_policy(conn: &Connection, p: &PolicyView, now: i64) -> rusqlite::Result<
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Property id")),
     responses(
-        (status = 200, description = "Policies", body = [PolicyView]),
+        (status = 200, description = "Policies", body = Page<PolicyView>),
         (status = 403, description = "Not one of the caller's properties", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
     ))]
@@ -183,7 +185,7 @@ async fn list_policies(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyRead>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Vec<PolicyView>>, ApiError> {
+) -> Result<Json<Page<PolicyView>>, ApiError> {
     access::ensure(&principal, &id)?;
     let list = state
         .db
@@ -199,7 +201,7 @@ async fn list_policies(
             Ok(list)
         })
         .await?;
-    Ok(Json(list))
+    Ok(Json(Page::all(list)))
 }
 
 /// Create a cancellation policy.
@@ -294,7 +296,7 @@ async fn update_policy(
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath((id, policy_id)): ApiPath<(String, String)>,
     if_match: IfMatch,
-    ApiJson(input): ApiJson<PolicyInput>,
+    put: Representation<PolicyInput>,
 ) -> Result<Json<PolicyView>, ApiError> {
     access::ensure(&principal, &id)?;
     let actor = principal.actor();
@@ -304,7 +306,8 @@ async fn update_policy(
         .write(move |tx| -> Result<_, ApiError> {
             live_property(tx, &id)?;
             let mut p = get_policy(tx, &id, &policy_id)?;
-            if_match.check(|| Ok(p.clone()))?;
+            put.check(&if_match, || Ok(p.clone()))?;
+            let input = put.input;
             let changed = apply_policy(&mut p, input)?;
             if !changed.is_empty() {
                 save_policy(tx, &p, now)?;
@@ -551,7 +554,7 @@ fn save_plan(conn: &Connection, p: &RatePlanView, now: i64) -> rusqlite::Result<
 #[utoipa::path(get, path = "/properties/{id}/rate-plans", tag = "rates", security(("bearer" = [])),
     params(("id" = String, Path, description = "Property id")),
     responses(
-        (status = 200, description = "Rate plans", body = [RatePlanView]),
+        (status = 200, description = "Rate plans", body = Page<RatePlanView>),
         (status = 403, description = "Not one of the caller's properties", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
     ))]
@@ -559,7 +562,7 @@ async fn list_rate_plans(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyRead>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Vec<RatePlanView>>, ApiError> {
+) -> Result<Json<Page<RatePlanView>>, ApiError> {
     access::ensure(&principal, &id)?;
     let list = state
         .db
@@ -575,7 +578,7 @@ async fn list_rate_plans(
             Ok(list)
         })
         .await?;
-    Ok(Json(list))
+    Ok(Json(Page::all(list)))
 }
 
 /// Create a rate plan.
@@ -677,7 +680,7 @@ async fn update_rate_plan(
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath((id, plan_id)): ApiPath<(String, String)>,
     if_match: IfMatch,
-    ApiJson(input): ApiJson<RatePlanInput>,
+    put: Representation<RatePlanInput>,
 ) -> Result<Json<RatePlanView>, ApiError> {
     access::ensure(&principal, &id)?;
     let actor = principal.actor();
@@ -687,7 +690,8 @@ async fn update_rate_plan(
         .write(move |tx| -> Result<_, ApiError> {
             live_property(tx, &id)?;
             let mut p = get_plan(tx, &id, &plan_id)?;
-            if_match.check(|| Ok(p.clone()))?;
+            put.check(&if_match, || Ok(p.clone()))?;
+            let input = put.input;
             let changed = apply_plan(&mut p, input)?;
             if !changed.is_empty() {
                 ensure_plan_refs(tx, &p)?;
@@ -836,7 +840,7 @@ fn weekday(text: &str) -> Option<Weekday> {
     params(("id" = String, Path, description = "Property id"),
         ("rate_plan_id" = String, Path, description = "Rate plan id"), PricesQuery),
     responses(
-        (status = 200, description = "Priced nights", body = [PriceNight]),
+        (status = 200, description = "Priced nights", body = Page<PriceNight>),
         (status = 403, description = "Not one of the caller's properties", body = ErrorBody),
         (status = 404, description = "No such property or rate plan", body = ErrorBody),
         (status = 422, description = "A parameter is invalid", body = ErrorBody),
@@ -846,7 +850,7 @@ async fn list_prices(
     Authorized(principal, _): Authorized<perm::PropertyRead>,
     ApiPath((id, plan_id)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<PricesQuery>,
-) -> Result<Json<Vec<PriceNight>>, ApiError> {
+) -> Result<Json<Page<PriceNight>>, ApiError> {
     access::ensure(&principal, &id)?;
     let from = dates::parse("from", &query.from)?;
     let to = dates::parse("to", &query.to)?;
@@ -885,7 +889,7 @@ async fn list_prices(
             Ok(list)
         })
         .await?;
-    Ok(Json(list))
+    Ok(Json(Page::all(list)))
 }
 
 /// Set prices and restrictions for a range of nights of one room type.

@@ -25,6 +25,8 @@ use crate::auth::permissions::perm;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::etag::{IfMatch, IfMatchHeader};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::http::list::Page;
+use crate::http::representation::Representation;
 use crate::reservation::waitlist;
 use crate::state::AppState;
 use crate::time::now_ms;
@@ -325,7 +327,7 @@ fn ensure_capacity(conn: &Connection, room_type_id: &str, from: &str) -> Result<
 #[utoipa::path(get, path = "/properties/{id}/room-types", tag = "properties", security(("bearer" = [])),
     params(("id" = String, Path, description = "Property id")),
     responses(
-        (status = 200, description = "Room types", body = [RoomTypeView]),
+        (status = 200, description = "Room types", body = Page<RoomTypeView>),
         (status = 403, description = "Not one of the caller's properties", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
     ))]
@@ -333,7 +335,7 @@ async fn list_room_types(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyRead>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Vec<RoomTypeView>>, ApiError> {
+) -> Result<Json<Page<RoomTypeView>>, ApiError> {
     access::ensure(&principal, &id)?;
     let list = state
         .db
@@ -349,7 +351,7 @@ async fn list_room_types(
             types.into_iter().map(|t| type_view(conn, t)).collect()
         })
         .await?;
-    Ok(Json(list))
+    Ok(Json(Page::all(list)))
 }
 
 /// Create a room type.
@@ -456,7 +458,7 @@ async fn update_room_type(
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath((id, type_id)): ApiPath<(String, String)>,
     if_match: IfMatch,
-    ApiJson(input): ApiJson<RoomTypeInput>,
+    put: Representation<RoomTypeInput>,
 ) -> Result<Json<RoomTypeView>, ApiError> {
     access::ensure(&principal, &id)?;
     let actor = principal.actor();
@@ -466,7 +468,8 @@ async fn update_room_type(
         .write(move |tx| -> Result<_, ApiError> {
             let settings = live_property(tx, &id)?;
             let mut t = get_type(tx, &id, &type_id)?;
-            if_match.check(|| type_view(tx, t.clone()))?;
+            put.check(&if_match, || type_view(tx, t.clone()))?;
+            let input = put.input;
             let before_allowance = t.overbooking_allowance;
             let mut changed = apply_type(&mut t, &input, false)?;
             if changed.contains(&"code") {
@@ -750,7 +753,7 @@ fn ensure_room_free_from(conn: &Connection, room_id: &str, from: &str) -> Result
 #[utoipa::path(get, path = "/properties/{id}/rooms", tag = "properties", security(("bearer" = [])),
     params(("id" = String, Path, description = "Property id"), RoomQuery),
     responses(
-        (status = 200, description = "Rooms", body = [RoomView]),
+        (status = 200, description = "Rooms", body = Page<RoomView>),
         (status = 403, description = "Not one of the caller's properties", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
         (status = 422, description = "A filter is invalid", body = ErrorBody),
@@ -760,7 +763,7 @@ async fn list_rooms(
     Authorized(principal, _): Authorized<perm::PropertyRead>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<RoomQuery>,
-) -> Result<Json<Vec<RoomView>>, ApiError> {
+) -> Result<Json<Page<RoomView>>, ApiError> {
     access::ensure(&principal, &id)?;
     if let Some(status) = &query.status
         && !ROOM_STATUSES.contains(&status.as_str())
@@ -786,7 +789,7 @@ async fn list_rooms(
             Ok(rooms)
         })
         .await?;
-    Ok(Json(list))
+    Ok(Json(Page::all(list)))
 }
 
 /// Add a room. Its nights become sellable at once; the type's waitlist is promoted.
@@ -883,7 +886,7 @@ async fn update_room(
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath((id, room_id)): ApiPath<(String, String)>,
     if_match: IfMatch,
-    ApiJson(input): ApiJson<RoomInput>,
+    put: Representation<RoomInput>,
 ) -> Result<Json<RoomView>, ApiError> {
     access::ensure(&principal, &id)?;
     let actor = principal.actor();
@@ -893,7 +896,8 @@ async fn update_room(
         .write(move |tx| -> Result<_, ApiError> {
             let settings = live_property(tx, &id)?;
             let mut r = get_room_record(tx, &id, &room_id)?;
-            if_match.check(|| room_view(tx, &id, &r.id))?;
+            put.check(&if_match, || room_view(tx, &id, &r.id))?;
+            let input = put.input;
             let old_type = r.room_type_id.clone();
             let changed = apply_room(&mut r, &input)?;
             if changed.is_empty() {
@@ -993,7 +997,7 @@ pub struct AmenityView {
 #[utoipa::path(get, path = "/properties/{id}/amenities", tag = "properties", security(("bearer" = [])),
     params(("id" = String, Path, description = "Property id")),
     responses(
-        (status = 200, description = "Amenities", body = [AmenityView]),
+        (status = 200, description = "Amenities", body = Page<AmenityView>),
         (status = 403, description = "Not one of the caller's properties", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
     ))]
@@ -1001,7 +1005,7 @@ async fn list_amenities(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyRead>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Vec<AmenityView>>, ApiError> {
+) -> Result<Json<Page<AmenityView>>, ApiError> {
     access::ensure(&principal, &id)?;
     let list = state
         .db
@@ -1025,7 +1029,7 @@ async fn list_amenities(
             Ok(list)
         })
         .await?;
-    Ok(Json(list))
+    Ok(Json(Page::all(list)))
 }
 
 /// Create an amenity.

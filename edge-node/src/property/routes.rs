@@ -23,6 +23,8 @@ use crate::dates;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::etag::{IfMatch, IfMatchHeader};
 use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::list::Page;
+use crate::http::representation::Representation;
 use crate::state::AppState;
 use crate::time::{now_ms, rfc3339};
 
@@ -210,11 +212,11 @@ fn ensure_not_enrolled(conn: &Connection, own: &str) -> Result<(), ApiError> {
 
 /// The properties the caller belongs to.
 #[utoipa::path(get, path = "/properties", tag = "properties", security(("bearer" = [])),
-    responses((status = 200, description = "The caller's properties, by name", body = [PropertyView])))]
+    responses((status = 200, description = "The caller's properties, by name", body = Page<PropertyView>)))]
 async fn list_properties(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyRead>,
-) -> Result<Json<Vec<PropertyView>>, ApiError> {
+) -> Result<Json<Page<PropertyView>>, ApiError> {
     let ids = principal.properties.clone();
     let list = state
         .db
@@ -222,7 +224,7 @@ async fn list_properties(
             store::list_records(conn, &ids)?.into_iter().map(|p| view(conn, p)).collect()
         })
         .await?;
-    Ok(Json(list))
+    Ok(Json(Page::all(list)))
 }
 
 /// Create a property (owners). The creating staff member gets access to it; API keys may
@@ -314,7 +316,7 @@ async fn update_property(
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath(id): ApiPath<String>,
     if_match: IfMatch,
-    ApiJson(input): ApiJson<PropertyInput>,
+    put: Representation<PropertyInput>,
 ) -> Result<Json<PropertyView>, ApiError> {
     access::ensure(&principal, &id)?;
     let actor = principal.actor();
@@ -324,7 +326,8 @@ async fn update_property(
         .write(move |tx| -> Result<_, ApiError> {
             let mut p =
                 store::get_record(tx, &id)?.ok_or_else(|| ApiError::not_found("property"))?;
-            if_match.check(|| view(tx, p.clone()))?;
+            put.check(&if_match, || view(tx, p.clone()))?;
+            let input = put.input;
             let changed = apply(&mut p, input)?;
             if !changed.is_empty() {
                 p.updated_at = now;

@@ -29,6 +29,8 @@ use crate::guest::GuestInput;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::etag::{IfMatch, IfMatchHeader};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, parse_json};
+use crate::http::list::Page;
+use crate::http::representation::Representation;
 use crate::property::access::{self, Settings};
 use crate::state::AppState;
 use crate::time::now_ms;
@@ -383,7 +385,7 @@ async fn get_one(
 }
 
 /// Changes to a reservation; absent fields stay as they are.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateReservation {
     pub arrival: Option<String>,
@@ -425,8 +427,9 @@ async fn update(
     Authorized(principal, _): Authorized<perm::ReservationWrite>,
     ApiPath(id): ApiPath<String>,
     if_match: IfMatch,
-    ApiJson(body): ApiJson<UpdateReservation>,
+    put: Representation<UpdateReservation>,
 ) -> Result<Json<ReservationView>, ApiError> {
+    let (body, read_only) = put.split();
     let arrival = body.arrival.as_deref().map(|a| dates::parse("arrival", a)).transpose()?;
     let departure = body.departure.as_deref().map(|d| dates::parse("departure", d)).transpose()?;
     if body.notes.as_ref().is_some_and(|n| n.len() > 4000) {
@@ -437,7 +440,34 @@ async fn update(
         .db
         .write(move |tx| -> Result<_, ApiError> {
             let r = store::load_for(tx, &ctx.properties, &id)?;
-            if_match.check(|| Ok(store::view(tx, r.clone(), true)?))?;
+            read_only.check(&if_match, || Ok(store::view(tx, r.clone(), true)?))?;
+            // A field sent with the value it has is no change: a client may send back the
+            // whole reservation it read, whatever its state lets change.
+            let (mut body, mut arrival, mut departure) = (body, arrival, departure);
+            if arrival == Some(r.arrival_date()) {
+                (body.arrival, arrival) = (None, None);
+            }
+            if departure == Some(r.departure_date()) {
+                (body.departure, departure) = (None, None);
+            }
+            if body.room_type_id.as_ref() == Some(&r.room_type_id) {
+                body.room_type_id = None;
+            }
+            if body.rate_plan_id.as_ref() == Some(&r.rate_plan_id) {
+                body.rate_plan_id = None;
+            }
+            if body.adults == Some(r.adults) {
+                body.adults = None;
+            }
+            if body.children == Some(r.children) {
+                body.children = None;
+            }
+            if body.notes.as_ref() == Some(&r.notes) {
+                body.notes = None;
+            }
+            if body == UpdateReservation::default() {
+                return Ok(store::view(tx, r, true)?);
+            }
             let editable = editable_fields(&r.status);
             for (field, given) in [
                 ("arrival", body.arrival.is_some()),
@@ -1110,25 +1140,19 @@ pub struct ListQuery {
     pub guest_id: Option<String>,
     /// Guest name prefix (case-insensitive) or exact confirmation code.
     pub q: Option<String>,
-    /// 1 to 500, default 50.
+    /// At most this many reservations (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReservationPage {
-    /// Ordered by arrival, then id; without nightly prices.
-    pub reservations: Vec<ReservationView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
-/// Search and list reservations (keyset pages ordered by arrival then id).
+/// Search and list reservations (keyset pages ordered by arrival then id; without nightly
+/// prices).
 #[utoipa::path(get, path = "/reservations", tag = "reservations", security(("bearer" = [])),
     params(ListQuery),
     responses(
-        (status = 200, description = "A page of reservations", body = ReservationPage),
+        (status = 200, description = "A page of reservations", body = Page<ReservationView>),
         (status = 403, description = "Not your property", body = ErrorBody),
         (status = 422, description = "A parameter is invalid", body = ErrorBody),
     ))]
@@ -1136,7 +1160,7 @@ async fn list(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::ReservationRead>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<ReservationPage>, ApiError> {
+) -> Result<Json<Page<ReservationView>>, ApiError> {
     let properties = match &query.property_id {
         Some(p) => {
             access::ensure(&principal, p)?;
@@ -1159,7 +1183,7 @@ async fn list(
     }
     sql.push(')');
     if properties.is_empty() {
-        return Ok(Json(ReservationPage { reservations: Vec::new(), next_cursor: None }));
+        return Ok(Json(Page::all(Vec::new())));
     }
     let mut push = |sql: &mut String, clause: &str, value: String| {
         args.push(value);
@@ -1225,17 +1249,21 @@ async fn list(
                 .into_iter()
                 .map(|r| store::view(conn, r, false))
                 .collect::<rusqlite::Result<_>>()?;
-            Ok(ReservationPage { reservations, next_cursor })
+            Ok(Page::new(reservations, next_cursor))
         })
         .await?;
     Ok(Json(page))
 }
 
+/// One business day's arrivals, departures or guests in house: all of them, by guest name.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DayList {
     pub property_id: String,
     pub business_date: String,
-    pub reservations: Vec<ReservationView>,
+    pub items: Vec<ReservationView>,
+    /// Always `null`: the whole day is one page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
 }
 
 async fn day_list(
@@ -1266,7 +1294,7 @@ async fn day_list(
                 .into_iter()
                 .map(|r| store::view(conn, r, false))
                 .collect::<rusqlite::Result<_>>()?;
-            Ok(DayList { property_id, business_date: bd, reservations })
+            Ok(DayList { property_id, business_date: bd, items: reservations, next_cursor: None })
         })
         .await?;
     Ok(Json(list))
@@ -1322,21 +1350,16 @@ pub struct EventView {
     pub at: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventList {
-    pub events: Vec<EventView>,
-}
-
 /// A reservation's timeline, oldest first.
 #[utoipa::path(get, path = "/reservations/{id}/events", tag = "reservations", security(("bearer" = [])),
     params(("id" = String, Path, description = "Reservation id")),
-    responses((status = 200, description = "The timeline", body = EventList),
+    responses((status = 200, description = "The timeline", body = Page<EventView>),
         (status = 404, description = "No such reservation", body = ErrorBody)))]
 async fn events(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::ReservationRead>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<EventList>, ApiError> {
+) -> Result<Json<Page<EventView>>, ApiError> {
     let properties = principal.properties.clone();
     let list = state
         .db
@@ -1357,7 +1380,7 @@ async fn events(
                     at: crate::time::rfc3339(row.get(6)?),
                 })
             })?;
-            Ok(EventList { events: rows.collect::<rusqlite::Result<_>>()? })
+            Ok(Page::all(rows.collect::<rusqlite::Result<_>>()?))
         })
         .await?;
     Ok(Json(list))

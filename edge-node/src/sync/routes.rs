@@ -17,6 +17,7 @@ use crate::auth::extract::Authorized;
 use crate::auth::permissions::perm;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiQuery;
+use crate::http::list::numeric_cursor;
 use crate::state::AppState;
 use crate::time::rfc3339;
 
@@ -78,9 +79,10 @@ async fn status(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct QuarantineQuery {
-    /// Only entries with an id below this (for paging backwards).
-    pub before: Option<i64>,
-    /// At most this many entries (1 to 500, default 100).
+    /// `next_cursor` of the previous page (entries are newest first).
+    pub cursor: Option<String>,
+    /// At most this many entries (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -106,9 +108,10 @@ pub struct QuarantineEntryView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QuarantinePage {
-    pub entries: Vec<QuarantineEntryView>,
-    /// Pass as `before` to get the next (older) page; absent on the last page.
-    pub next_before: Option<i64>,
+    pub items: Vec<QuarantineEntryView>,
+    /// Pass as `cursor` to get the next (older) page; `null` on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
     /// Changes quarantined in all, including those the cap of 10,000 dropped.
     pub total: u64,
     /// The oldest entries dropped by the cap.
@@ -133,14 +136,16 @@ async fn quarantine(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid_field("limit", "must be between 1 and 500"));
     }
+    let before = numeric_cursor(query.cursor.as_deref())?;
     let (rows, (total, dropped)) = state
         .db
         .read(move |conn| -> Result<_, ApiError> {
-            Ok((guard::entries(conn, query.before, limit)?, guard::total(conn)?))
+            Ok((guard::entries(conn, before, limit)?, guard::total(conn)?))
         })
         .await?;
-    let next_before = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.id)).flatten();
-    let entries = rows
+    let next_cursor =
+        (rows.len() == limit as usize).then(|| rows.last().map(|r| r.id.to_string())).flatten();
+    let items = rows
         .into_iter()
         .map(|e| QuarantineEntryView {
             id: e.id,
@@ -154,5 +159,5 @@ async fn quarantine(
             change: e.change,
         })
         .collect();
-    Ok(Json(QuarantinePage { entries, next_before, total, dropped }))
+    Ok(Json(QuarantinePage { items, next_cursor, total, dropped }))
 }

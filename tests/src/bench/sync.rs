@@ -250,7 +250,7 @@ impl Desk {
         let mut d = Day::default();
         let p = &self.property;
         let (_, deps) = self.get(&format!("/properties/{p}/departures")).await;
-        for r in deps["reservations"].as_array().cloned().unwrap_or_default() {
+        for r in deps["items"].as_array().cloned().unwrap_or_default() {
             if r["status"] != "checked_in" {
                 continue;
             }
@@ -270,7 +270,7 @@ impl Desk {
             }
         }
         let (_, arr) = self.get(&format!("/properties/{p}/arrivals")).await;
-        for r in arr["reservations"].as_array().cloned().unwrap_or_default() {
+        for r in arr["items"].as_array().cloned().unwrap_or_default() {
             if r["status"] != "confirmed" {
                 continue;
             }

@@ -298,12 +298,7 @@ async fn timestamps_are_rfc3339_utc_with_exactly_three_fractional_digits() {
     let property = node.get(&format!("/properties/{}", node.property_id), Some(&token)).await;
     let sessions = node.get("/auth/sessions", Some(&token)).await;
     let mut stamps = vec![property.str("created_at"), property.str("updated_at")];
-    let list = sessions
-        .body
-        .as_array()
-        .cloned()
-        .unwrap_or_else(|| sessions.body["items"].as_array().cloned().expect("sessions"));
-    for s in list {
+    for s in sessions.body["items"].as_array().cloned().expect("sessions") {
         stamps.push(s["created_at"].as_str().expect("created_at").to_string());
     }
     for stamp in stamps {
@@ -358,4 +353,138 @@ async fn a_wrong_type_for_an_enum_field_is_a_422_naming_it_in_plain_words() {
     assert_eq!(nights.status, 200, "48.0 is an integer: {}", nights.text);
     assert_eq!(nights.body["tentative_hold_hours"], 48);
     node.stop().await;
+}
+
+/// The 200 schema of `op`, with a `$ref` resolved against the document's components.
+fn ok_schema<'a>(doc: &'a Value, op: &'a Value) -> Option<&'a Value> {
+    let schema = &op["responses"]["200"]["content"]["application/json"]["schema"];
+    match schema["$ref"].as_str() {
+        Some(r) => doc["components"]["schemas"].get(r.trim_start_matches("#/components/schemas/")),
+        None => schema.is_object().then_some(schema),
+    }
+}
+
+#[tokio::test]
+async fn every_list_answers_items_and_next_cursor_and_the_document_says_so() {
+    let h = hotel().await;
+    let (node, token) = (&h.node, h.token.as_str());
+    let doc = node.get("/openapi.json", None).await.body;
+    let mut lists = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let Some(schema) = item.get("get").and_then(|op| ok_schema(&doc, op)) else { continue };
+        assert_ne!(schema["type"], "array", "GET {path} answers a bare array");
+        if schema["properties"].get("items").is_some() {
+            lists += 1;
+            assert!(schema["properties"].get("next_cursor").is_some(), "GET {path}: next_cursor");
+            let required = schema["required"].as_array().expect("required");
+            assert!(
+                required.contains(&json!("items")) && required.contains(&json!("next_cursor")),
+                "GET {path}: items and next_cursor are always present"
+            );
+        }
+    }
+    assert!(lists >= 20, "{lists} lists in the document");
+
+    let (pid, today) = (node.property_id.clone(), h.today);
+    let booked = h.booked(h.body(h.dbl(), 0, 2)).await;
+    let rid = booked["id"].as_str().expect("id");
+    let paths = [
+        "/properties".to_string(),
+        format!("/properties/{pid}/room-types"),
+        format!("/properties/{pid}/rooms"),
+        format!("/properties/{pid}/amenities"),
+        format!("/properties/{pid}/cancellation-policies"),
+        format!("/properties/{pid}/rate-plans"),
+        format!(
+            "/properties/{pid}/rate-plans/{}/prices?from={today}&to={}",
+            h.flex(),
+            crate::reservations::day(today, 7)
+        ),
+        format!("/properties/{pid}/arrivals"),
+        format!("/properties/{pid}/departures"),
+        format!("/properties/{pid}/in-house"),
+        format!("/properties/{pid}/housekeeping"),
+        format!("/properties/{pid}/room-blocks"),
+        "/guests".to_string(),
+        format!("/guests/{}/documents", h.guest),
+        format!("/guests/{}/duplicates", h.guest),
+        "/reservations?limit=1".to_string(),
+        format!("/reservations/{rid}/events"),
+        "/audit?limit=2".to_string(),
+        "/sync/quarantine".to_string(),
+        "/auth/sessions".to_string(),
+        "/auth/api-keys".to_string(),
+        "/staff".to_string(),
+    ];
+    for path in paths {
+        let resp = node.get(&path, Some(token)).await;
+        assert_eq!(resp.status, 200, "{path}: {}", resp.text);
+        assert!(resp.body["items"].is_array(), "{path}: {}", resp.text);
+        let cursor = &resp.body["next_cursor"];
+        assert!(cursor.is_null() || cursor.is_string(), "{path}: next_cursor {cursor}");
+    }
+    // A paged list's cursor leads to the next page, and a cursor it never gave is named.
+    let first = node.get("/reservations?limit=1", Some(token)).await;
+    let mut seen = vec![first.body["items"][0]["id"].clone()];
+    let mut cursor = first.body["next_cursor"].as_str().map(str::to_string);
+    while let Some(c) = cursor {
+        let page = node.get(&format!("/reservations?limit=1&cursor={c}"), Some(token)).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        seen.extend(page.body["items"].as_array().expect("items").iter().cloned());
+        cursor = page.body["next_cursor"].as_str().map(str::to_string);
+    }
+    assert!(seen.contains(&booked["id"]), "every page together holds the booking");
+    for path in ["/reservations?cursor=zz", "/audit?cursor=zz", "/sync/quarantine?cursor=-1"] {
+        let bad = node.get(path, Some(token)).await;
+        assert_eq!((bad.status, bad.field()), (422, "cursor"), "{path}: {}", bad.text);
+    }
+}
+
+#[tokio::test]
+async fn what_get_serves_is_accepted_back_by_put_and_a_changed_read_only_field_is_named() {
+    let h = hotel().await;
+    let (node, token) = (&h.node, h.token.as_str());
+    let pid = node.property_id.clone();
+    let guest = node
+        .post("/guests", Some(token), json!({ "first_name": "Grace", "last_name": "Hopper" }))
+        .await;
+    assert_eq!(guest.status, 201, "{}", guest.text);
+    let booked = h.booked(h.body(h.dbl(), 1, 2)).await;
+    // A checked-in stay may change only its departure, occupancy and notes; the whole of it
+    // sent back unchanged is still no change.
+    let in_house = h.booked(h.body(h.dbl(), 0, 2)).await;
+    let in_house = in_house["id"].as_str().expect("id").to_string();
+    let checked_in = h.action(&in_house, "check-in", json!({})).await;
+    assert_eq!(checked_in.status, 200, "{}", checked_in.text);
+    let resources = [
+        format!("/properties/{pid}"),
+        format!("/properties/{pid}/room-types/{}", h.dbl()),
+        format!("/properties/{pid}/rooms/{}", h.inv.room_types[0].room_ids[0]),
+        format!("/properties/{pid}/cancellation-policies/{}", h.inv.flexible_policy_id),
+        format!("/properties/{pid}/rate-plans/{}", h.flex()),
+        format!("/guests/{}", guest.str("id")),
+        format!("/guests/{}/preferences", guest.str("id")),
+        format!("/reservations/{}", booked["id"].as_str().expect("id")),
+        format!("/reservations/{in_house}"),
+    ];
+    for path in resources {
+        let got = node.get(&path, Some(token)).await;
+        assert_eq!(got.status, 200, "{path}: {}", got.text);
+        let back = node.put(&path, Some(token), got.body.clone()).await;
+        assert_eq!(back.status, 200, "PUT {path} of what GET served: {}", back.text);
+        let again = node.get(&path, Some(token)).await;
+        assert_eq!(again.body, got.body, "{path}: sending back what was read changes nothing");
+        assert_eq!(etag(&again), etag(&got), "{path}: not even its version");
+
+        if got.body.get("id").is_some() {
+            let mut forged = got.body.clone();
+            forged["id"] = json!("someone-else");
+            let refused = node.put(&path, Some(token), forged).await;
+            assert_eq!((refused.status, refused.field()), (422, "id"), "{path}: {}", refused.text);
+        }
+    }
+    let doc = node.get("/openapi.json", None).await.body;
+    let body = &doc["paths"]["/guests/{id}"]["put"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["properties"]["id"]["readOnly"], true, "{body}");
+    assert!(body["properties"]["first_name"]["readOnly"].is_null(), "{body}");
 }

@@ -41,7 +41,7 @@ async fn an_api_key_authenticates_with_its_own_role_until_revoked() {
 
     let listed = node.get("/auth/api-keys", Some(&owner)).await;
     assert_eq!(listed.status, 200);
-    assert_eq!(listed.body[0]["id"], created.body["id"]);
+    assert_eq!(listed.body["items"][0]["id"], created.body["id"]);
     assert!(!listed.text.contains(&key), "a listed key must not reveal its secret");
 
     let id = created.str("id");
@@ -163,8 +163,12 @@ async fn disabling_a_person_suspends_their_keys_and_enabling_them_restores_the_k
         suspended.text
     );
     let listed = node.get("/auth/api-keys", Some(&owner)).await;
-    let shown =
-        listed.body.as_array().expect("array").iter().find(|k| k["id"] == json!(key_id)).cloned();
+    let shown = listed.body["items"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|k| k["id"] == json!(key_id))
+        .cloned();
     assert_eq!(shown.expect("listed")["suspended"], json!(true));
 
     let on = node.post(&format!("/staff/{mia_id}/enable"), Some(&owner), json!({})).await;

@@ -17,7 +17,7 @@ async fn auth_events_are_in_the_audit_log_newest_first_and_the_chain_is_intact()
 
     let page = node.get("/audit", Some(&owner)).await;
     assert_eq!(page.status, 200, "{}", page.text);
-    let events: Vec<&str> = page.body["entries"]
+    let events: Vec<&str> = page.body["items"]
         .as_array()
         .expect("entries")
         .iter()
@@ -35,16 +35,16 @@ async fn auth_events_are_in_the_audit_log_newest_first_and_the_chain_is_intact()
             "node_initialised"
         ]
     );
-    let failed = &page.body["entries"][4];
+    let failed = &page.body["items"][4];
     assert_eq!(failed["details"]["reason"], "wrong_password");
     assert_eq!(failed["ip"], "127.0.0.1");
 
     let only_failures = node.get("/audit?event=login_failed", Some(&owner)).await;
-    assert_eq!(only_failures.body["entries"].as_array().map(Vec::len), Some(1));
+    assert_eq!(only_failures.body["items"].as_array().map(Vec::len), Some(1));
     let paged = node.get("/audit?limit=2", Some(&owner)).await;
-    let before = paged.body["next_before"].as_i64().expect("next page");
-    let older = node.get(&format!("/audit?limit=2&before={before}"), Some(&owner)).await;
-    assert_eq!(older.body["entries"][0]["event"], "staff_registered");
+    let cursor = paged.body["next_cursor"].as_str().expect("next page");
+    let older = node.get(&format!("/audit?limit=2&cursor={cursor}"), Some(&owner)).await;
+    assert_eq!(older.body["items"][0]["event"], "staff_registered");
 
     let verify = node.get("/audit/verify", Some(&owner)).await;
     assert_eq!(
@@ -74,7 +74,7 @@ async fn bad_audit_queries_name_the_parameter() {
     let node = TestNode::spawn().await;
     let owner = node.owner_token().await;
     for (query, field) in
-        [("limit=0", "limit"), ("limit=abc", "limit"), ("before=x", "before"), ("sort=asc", "sort")]
+        [("limit=0", "limit"), ("limit=abc", "limit"), ("cursor=x", "cursor"), ("sort=asc", "sort")]
     {
         let resp = node.get(&format!("/audit?{query}"), Some(&owner)).await;
         assert_eq!((resp.status, resp.field()), (422, field), "{query}: {}", resp.text);
@@ -83,7 +83,7 @@ async fn bad_audit_queries_name_the_parameter() {
 }
 
 fn entries(resp: &tests::Resp) -> Vec<serde_json::Value> {
-    resp.body["entries"].as_array().expect("entries").clone()
+    resp.body["items"].as_array().expect("entries").clone()
 }
 
 #[tokio::test]
@@ -191,10 +191,7 @@ async fn dropped_append_only_triggers_are_back_after_a_restart_with_a_warning_en
     let owner = node.owner_token().await;
     let restored = node.get("/audit?event=audit_triggers_restored", Some(&owner)).await;
     assert_eq!(entries(&restored).len(), 1, "{}", restored.text);
-    assert_eq!(
-        restored.body["entries"][0]["details"]["triggers"].as_array().map(Vec::len),
-        Some(2)
-    );
+    assert_eq!(restored.body["items"][0]["details"]["triggers"].as_array().map(Vec::len), Some(2));
     for sql in ["UPDATE audit_log SET event = 'nothing' WHERE seq = 1", "DELETE FROM audit_log"] {
         let refused = node
             .db()
@@ -220,8 +217,8 @@ async fn deleting_the_newest_entries_fails_verification_against_the_hubs_anchor(
     // The hub's anchor: the newest entry it stored, as the sync agent records it.
     let head = node.get("/audit?limit=1", Some(&owner)).await;
     let (seq, hash) = (
-        head.body["entries"][0]["seq"].as_i64().expect("seq"),
-        head.body["entries"][0]["hash"].as_str().expect("hash").to_string(),
+        head.body["items"][0]["seq"].as_i64().expect("seq"),
+        head.body["items"][0]["hash"].as_str().expect("hash").to_string(),
     );
     let anchor = json!({ "seq": seq, "hash": hash }).to_string();
     node.db()

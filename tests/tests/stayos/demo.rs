@@ -169,6 +169,6 @@ async fn the_demo_board_shows_guests_in_house() {
     let in_house =
         query_i64(&node, "SELECT COUNT(*) FROM reservations WHERE status = 'checked_in'").await;
     assert_eq!(board.body["counts"]["occupied"], serde_json::json!(in_house));
-    assert_eq!(board.body["rooms"].as_array().map(Vec::len), Some(120));
+    assert_eq!(board.body["items"].as_array().map(Vec::len), Some(120));
     node.stop().await;
 }

@@ -78,7 +78,7 @@ async fn sql_text(node: &TestNode, sql: &str, id: &str) -> Vec<String> {
 }
 
 fn names(resp: &tests::Resp) -> Vec<String> {
-    resp.body["guests"]
+    resp.body["items"]
         .as_array()
         .expect("guests")
         .iter()
@@ -331,7 +331,7 @@ async fn likely_duplicates_are_flagged_but_the_profile_is_still_created() {
     let dups = node
         .get(&format!("/guests/{}/duplicates", first["id"].as_str().expect("id")), Some(&owner))
         .await;
-    assert_eq!(dups.body.as_array().expect("list").len(), 2, "{}", dups.text);
+    assert_eq!(dups.body["items"].as_array().expect("list").len(), 2, "{}", dups.text);
     node.stop().await;
 }
 
@@ -387,7 +387,7 @@ async fn merging_moves_reservations_documents_and_points_and_retires_the_other_p
     let history = node.get(&format!("/guests/{keep_id}/history"), Some(&owner)).await;
     assert_eq!(history.body["totals"]["stays"], 1);
     let docs = node.get(&format!("/guests/{keep_id}/documents"), Some(&owner)).await;
-    assert_eq!(docs.body.as_array().expect("docs").len(), 1);
+    assert_eq!(docs.body["items"].as_array().expect("docs").len(), 1);
     let loyalty = node.get(&format!("/guests/{keep_id}/loyalty"), Some(&owner)).await;
     assert_eq!(loyalty.body["account"]["balance"], 350);
     assert_eq!(loyalty.body["ledger"][0]["kind"], "merge");
@@ -396,7 +396,7 @@ async fn merging_moves_reservations_documents_and_points_and_retires_the_other_p
     assert_eq!((gone.status, gone.code()), (409, "guest_merged"));
     assert_eq!(gone.body["error"]["details"]["merged_into"], keep_id.as_str());
     let listed = node.get("/guests?q=lee", Some(&owner)).await;
-    assert_eq!(listed.body["guests"].as_array().expect("list").len(), 1);
+    assert_eq!(listed.body["items"].as_array().expect("list").len(), 1);
     let again = node
         .post(
             &format!("/guests/{keep_id}/merge"),
@@ -596,7 +596,7 @@ async fn erasure_overwrites_personal_data_in_the_rows_and_keeps_bookings() {
     assert_eq!((again.status, again.body["newly_erased"].clone()), (200, json!(false)));
 
     let audit = node.get("/audit?event=guest_erased", Some(&owner)).await;
-    assert_eq!(audit.body["entries"].as_array().expect("entries").len(), 1);
+    assert_eq!(audit.body["items"].as_array().expect("entries").len(), 1);
     assert!(!audit.text.contains("ann@example.com") && !audit.text.contains("Lee"));
     node.stop().await;
 }
@@ -755,7 +755,7 @@ async fn clear_numbers_recorded_before_are_moved_home_at_start_and_others_left_t
     // Another property's document is its own node's to move; here it is only shown masked.
     assert_eq!(number("doc-theirs").await, (vec!["Y7654321".to_string()], vec!["0".to_string()]));
     let shown = node.get(&format!("/guests/{foreign}/documents"), Some(&owner)).await;
-    assert_eq!(shown.body[0]["number"], "•••••4321", "{}", shown.text);
+    assert_eq!(shown.body["items"][0]["number"], "•••••4321", "{}", shown.text);
     node.stop().await;
 }
 
@@ -863,7 +863,7 @@ async fn another_propertys_guest_is_exported_erased_or_credited_only_with_the_ch
     assert_eq!(node.post(&erase, Some(&owner), json!({})).await.status, 200);
     for event in ["loyalty_adjusted", "guest_exported", "guest_erased"] {
         let audit = node.get(&format!("/audit?event={event}"), Some(&owner)).await;
-        let entry = &audit.body["entries"][0];
+        let entry = &audit.body["items"][0];
         assert_eq!(entry["subject_id"], json!(foreign), "{event}: {}", audit.text);
         assert_eq!(entry["details"]["chain"], true, "{event}");
         assert_eq!(entry["details"]["guest_property_id"], "another-property", "{event}");

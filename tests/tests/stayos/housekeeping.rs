@@ -213,7 +213,7 @@ async fn the_board_counts_statuses_and_shows_who_is_in_which_room() {
     let board = h.board("").await;
     assert_eq!(board.status, 200, "{}", board.text);
     assert_eq!(board.str("business_date"), h.today.to_string());
-    let rooms = board.body["rooms"].as_array().expect("rooms");
+    let rooms = board.body["items"].as_array().expect("rooms");
     assert_eq!(rooms.len(), 3);
     let r101 = rooms.iter().find(|r| r["number"] == "101").expect("101");
     assert_eq!(r101["occupied"], true);
@@ -234,7 +234,7 @@ async fn the_board_counts_statuses_and_shows_who_is_in_which_room() {
     assert_eq!((counts["arrivals"].clone(), counts["departures"].clone()), (json!(1), json!(1)));
 
     let dirty = h.board("?status=dirty").await;
-    let numbers: Vec<_> = dirty.body["rooms"]
+    let numbers: Vec<_> = dirty.body["items"]
         .as_array()
         .expect("rooms")
         .iter()
@@ -243,8 +243,8 @@ async fn the_board_counts_statuses_and_shows_who_is_in_which_room() {
     assert_eq!(numbers, vec![json!("102")]);
     assert_eq!(dirty.body["counts"]["by_status"]["clean"], 2, "counts cover every room");
     let floor2 = h.board("?floor=2").await;
-    assert_eq!(floor2.body["rooms"][0]["number"], "201");
-    assert_eq!(floor2.body["rooms"].as_array().map(Vec::len), Some(1));
+    assert_eq!(floor2.body["items"][0]["number"], "201");
+    assert_eq!(floor2.body["items"].as_array().map(Vec::len), Some(1));
     let bad = h.board("?status=shiny").await;
     assert_eq!((bad.status, bad.field()), (422, "status"));
     h.node.stop().await;
@@ -326,8 +326,8 @@ async fn out_of_order_takes_the_room_out_of_inventory_until_released() {
     assert_eq!(h.sold(&dbl, h.today).await, (2, 1, 0), "one of two doubles out of inventory");
 
     let board = h.board("?status=out_of_order").await;
-    assert_eq!(board.body["rooms"][0]["room_id"], json!(room));
-    assert_eq!(board.body["rooms"][0]["block"]["id"], block.body["id"]);
+    assert_eq!(board.body["items"][0]["room_id"], json!(room));
+    assert_eq!(board.body["items"][0]["block"]["id"], block.body["id"]);
     let by_hand =
         h.node.put(&h.status_path(&room), Some(&h.owner), json!({ "status": "clean" })).await;
     assert_eq!((by_hand.status, by_hand.code()), (409, "room_out_of_order"));
@@ -347,7 +347,7 @@ async fn out_of_order_takes_the_room_out_of_inventory_until_released() {
         .node
         .get(&format!("/properties/{}/room-blocks", h.node.property_id), Some(&h.owner))
         .await;
-    assert_eq!(listed.body["blocks"].as_array().map(Vec::len), Some(1), "{}", listed.text);
+    assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1), "{}", listed.text);
 
     let released = h
         .node
@@ -360,7 +360,7 @@ async fn out_of_order_takes_the_room_out_of_inventory_until_released() {
     assert!(released.body["released_at"].is_string());
     assert_eq!(h.sold(&dbl, h.today).await, (2, 0, 0), "back in inventory");
     let after = h.board("").await;
-    let r = after.body["rooms"]
+    let r = after.body["items"]
         .as_array()
         .expect("rooms")
         .iter()

@@ -140,7 +140,7 @@ async fn guesses_from_many_addresses_lock_the_account_only_past_fifty_and_a_mana
     assert_eq!(node.login("mia@grand-test.example", STAFF_PASSWORD).await.status, 200);
     let audit = node.get("/audit?event=staff_unlocked", Some(&owner)).await;
     assert_eq!(audit.status, 200, "{}", audit.text);
-    assert_eq!(audit.body["entries"][0]["subject_id"], json!(mia_id), "{}", audit.text);
+    assert_eq!(audit.body["items"][0]["subject_id"], json!(mia_id), "{}", audit.text);
     node.stop().await;
 }
 

@@ -160,7 +160,7 @@ async fn adjustments_need_a_reason_and_never_take_the_balance_below_zero() {
     let denied = node.post(&path, Some(&clerk), json!({ "points": 5, "reason": "friend" })).await;
     assert_eq!((denied.status, denied.code()), (403, "missing_permission"));
     let audit = node.get("/audit?event=loyalty_adjusted", Some(&owner)).await;
-    assert_eq!(audit.body["entries"].as_array().expect("entries").len(), 3);
+    assert_eq!(audit.body["items"].as_array().expect("entries").len(), 3);
     node.stop().await;
 }
 

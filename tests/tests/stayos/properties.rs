@@ -63,8 +63,12 @@ async fn an_owner_creates_a_property_with_every_setting_and_gets_access_to_it() 
     assert_eq!(fetched.status, 200, "{}", fetched.text);
     assert_eq!(fetched.body, created.body);
     let list = node.get("/properties", Some(&owner)).await;
-    let ids: Vec<&str> =
-        list.body.as_array().expect("list").iter().filter_map(|p| p["id"].as_str()).collect();
+    let ids: Vec<&str> = list.body["items"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
     assert!(ids.contains(&id.as_str()) && ids.contains(&node.property_id.as_str()), "{ids:?}");
     node.stop().await;
 }
@@ -96,7 +100,7 @@ async fn bad_property_settings_are_refused_naming_the_field() {
     let resp = node.post("/properties", Some(&owner), missing).await;
     assert_eq!((resp.status, resp.field()), (422, "timezone"), "{}", resp.text);
     let list = node.get("/properties", Some(&owner)).await;
-    assert_eq!(list.body.as_array().map(Vec::len), Some(1), "nothing was half-created");
+    assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1), "nothing was half-created");
     node.stop().await;
 }
 
@@ -122,7 +126,7 @@ async fn a_manager_changes_only_the_settings_given_and_the_change_is_audited() {
     assert_eq!((date.status, date.field()), (422, "business_date"));
 
     let audit = node.get("/audit?event=property_updated", Some(&owner)).await;
-    let entry = &audit.body["entries"][0];
+    let entry = &audit.body["items"][0];
     assert_eq!(entry["subject_id"], node.property_id.as_str());
     assert_eq!(entry["details"]["changed"], json!(["check_in_time", "vat_rate_bp"]));
     node.stop().await;
@@ -162,7 +166,7 @@ async fn staff_of_one_property_cannot_see_or_touch_another() {
     let type_id = create_type_at(&node, &owner, &other).await;
 
     let list = node.get("/properties", Some(&manager)).await;
-    assert_eq!(list.body.as_array().map(Vec::len), Some(1), "{}", list.text);
+    assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1), "{}", list.text);
     for path in [
         format!("/properties/{other}"),
         format!("/properties/{other}/rooms"),
@@ -274,7 +278,7 @@ async fn room_types_are_created_listed_and_changed_with_their_amenities() {
     )
     .await;
     let list = node.get(&format!("{base}/room-types"), Some(&owner)).await;
-    assert_eq!(list.body[0]["room_count"], 1, "{}", list.text);
+    assert_eq!(list.body["items"][0]["room_count"], 1, "{}", list.text);
     node.stop().await;
 }
 
@@ -303,7 +307,7 @@ async fn room_type_codes_are_unique_and_occupancy_must_make_sense() {
         let resp = node.post(&path, Some(&owner), body.clone()).await;
         assert_eq!((resp.status, resp.field()), (422, field), "{body}: {}", resp.text);
     }
-    assert_eq!(node.get(&path, Some(&owner)).await.body.as_array().map(Vec::len), Some(1));
+    assert_eq!(node.get(&path, Some(&owner)).await.body["items"].as_array().map(Vec::len), Some(1));
     node.stop().await;
 }
 
@@ -385,8 +389,7 @@ async fn rooms_are_created_filtered_and_their_numbers_are_unique() {
     assert_eq!((no_number.status, no_number.field()), (422, "number"));
 
     let doubles = node.get(&format!("{path}?room_type_id={dbl}"), Some(&owner)).await;
-    let numbers: Vec<&str> = doubles
-        .body
+    let numbers: Vec<&str> = doubles.body["items"]
         .as_array()
         .expect("list")
         .iter()
@@ -394,9 +397,9 @@ async fn rooms_are_created_filtered_and_their_numbers_are_unique() {
         .collect();
     assert_eq!(numbers, ["101", "102", "103"]);
     let suites = node.get(&format!("{path}?room_type_id={ste}&status=clean"), Some(&owner)).await;
-    assert_eq!(suites.body.as_array().map(Vec::len), Some(1));
+    assert_eq!(suites.body["items"].as_array().map(Vec::len), Some(1));
     let dirty = node.get(&format!("{path}?status=dirty"), Some(&owner)).await;
-    assert_eq!(dirty.body, json!([]));
+    assert_eq!(dirty.body["items"], json!([]));
     let bad_status = node.get(&format!("{path}?status=sparkling"), Some(&owner)).await;
     assert_eq!((bad_status.status, bad_status.field()), (422, "status"));
 
@@ -467,7 +470,7 @@ async fn a_room_whose_type_is_sold_out_cannot_be_taken_away() {
         node.put(&path, Some(&owner), json!({ "room_type_id": hotel.room_types[1].id })).await;
     assert_eq!((retype.status, retype.code()), (409, "room_type_capacity_in_use"));
     let rooms = node.get(&format!("/properties/{}/rooms", node.property_id), Some(&owner)).await;
-    assert_eq!(rooms.body.as_array().map(Vec::len), Some(3), "nothing changed");
+    assert_eq!(rooms.body["items"].as_array().map(Vec::len), Some(3), "nothing changed");
 
     // With an overbooking allowance of one the room may go.
     let type_path = format!("/properties/{}/room-types/{}", node.property_id, dbl.id);
@@ -520,7 +523,7 @@ async fn amenities_have_unique_codes_and_deleting_one_removes_it_from_room_types
         .await;
     let deleted = node.delete(&format!("{base}/amenities/{}", pool.str("id")), Some(&owner)).await;
     assert_eq!(deleted.status, 204);
-    assert_eq!(node.get(&format!("{base}/amenities"), Some(&owner)).await.body, json!([]));
+    assert_eq!(node.get(&format!("{base}/amenities"), Some(&owner)).await.body["items"], json!([]));
     let after = node.get(&format!("{base}/room-types/{}", room_type.str("id")), Some(&owner)).await;
     assert_eq!(after.body["amenity_ids"], json!([]));
     let twice = node.delete(&format!("{base}/amenities/{}", pool.str("id")), Some(&owner)).await;
@@ -542,7 +545,7 @@ async fn an_enrolled_node_refuses_a_second_property() {
         "{message}"
     );
     let listed = node.get("/properties", Some(&owner)).await;
-    assert_eq!(listed.body.as_array().map(Vec::len), Some(1), "{}", listed.text);
+    assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1), "{}", listed.text);
     node.stop().await;
 }
 

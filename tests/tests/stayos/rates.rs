@@ -60,7 +60,7 @@ impl Setup {
             )
             .await;
         assert_eq!(resp.status, 200, "{}", resp.text);
-        resp.body.as_array().expect("list").clone()
+        resp.body["items"].as_array().expect("list").clone()
     }
 }
 
@@ -101,7 +101,7 @@ async fn cancellation_policies_are_created_changed_and_checked() {
         assert_eq!((resp.status, resp.field()), (422, field), "{body}: {}", resp.text);
     }
     let list = s.node.get(&path, Some(&s.owner)).await;
-    assert_eq!(list.body.as_array().map(Vec::len), Some(2));
+    assert_eq!(list.body["items"].as_array().map(Vec::len), Some(2));
     s.node.stop().await;
 }
 
@@ -116,7 +116,10 @@ async fn a_policy_used_by_a_rate_plan_cannot_be_deleted() {
     assert_eq!(s.node.delete(&plan, Some(&s.owner)).await.status, 204);
     assert_eq!(s.node.delete(&policy, Some(&s.owner)).await.status, 204);
     assert_eq!(s.node.get(&plan, Some(&s.owner)).await.status, 404);
-    assert_eq!(s.node.get(&format!("{}/rate-plans", s.base), Some(&s.owner)).await.body, json!([]));
+    assert_eq!(
+        s.node.get(&format!("{}/rate-plans", s.base), Some(&s.owner)).await.body["items"],
+        json!([])
+    );
     s.node.stop().await;
 }
 
@@ -213,7 +216,7 @@ async fn prices_are_set_for_a_range_and_listed_night_by_night() {
     );
 
     let audit = s.node.get("/audit?event=rate_prices_set", Some(&s.owner)).await;
-    let details = &audit.body["entries"][0]["details"];
+    let details = &audit.body["items"][0]["details"];
     assert_eq!(
         (details["from"].clone(), details["to"].clone(), details["nights"].clone()),
         (json!("2030-03-01"), json!("2030-03-08"), json!(7))

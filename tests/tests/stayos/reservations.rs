@@ -342,7 +342,7 @@ async fn cancelling_promotes_the_oldest_waitlisted_reservation_that_fits() {
     let younger = h.get(&format!("/reservations/{}", younger["id"].as_str().expect("id"))).await;
     assert_eq!(younger.body["status"], "waitlisted");
     let events = h.get(&format!("/reservations/{}/events", older.str("id"))).await;
-    let kinds: Vec<&str> = events.body["events"]
+    let kinds: Vec<&str> = events.body["items"]
         .as_array()
         .expect("events")
         .iter()
@@ -404,7 +404,7 @@ async fn a_tentative_booking_holds_until_confirmed_or_its_hold_expires() {
     let after = h.get(&format!("/reservations/{}", t2["id"].as_str().expect("id"))).await;
     assert_eq!(after.str("status"), "cancelled");
     let events = h.get(&format!("/reservations/{}/events", after.str("id"))).await;
-    assert_eq!(events.body["events"][1]["details"]["reason"], "hold_expired");
+    assert_eq!(events.body["items"][1]["details"]["reason"], "hold_expired");
     assert_invariants(&h.node).await;
 }
 
@@ -692,20 +692,20 @@ async fn lists_search_and_page_and_the_day_lists_follow_the_business_date() {
     let _c = h.booked(h.body(h.ste(), 3, 1)).await;
 
     let found = h.get("/reservations?q=hop").await;
-    assert_eq!(found.body["reservations"].as_array().map(Vec::len), Some(1), "{}", found.text);
-    assert_eq!(found.body["reservations"][0]["id"], a["id"]);
+    assert_eq!(found.body["items"].as_array().map(Vec::len), Some(1), "{}", found.text);
+    assert_eq!(found.body["items"][0]["id"], a["id"]);
     let by_first_name = h.get("/reservations?q=grace").await;
-    assert_eq!(by_first_name.body["reservations"][0]["id"], a["id"]);
+    assert_eq!(by_first_name.body["items"][0]["id"], a["id"]);
     let code = b["confirmation_code"].as_str().expect("code").to_lowercase();
     let by_code = h.get(&format!("/reservations?q={code}")).await;
-    assert_eq!(by_code.body["reservations"][0]["id"], b["id"]);
+    assert_eq!(by_code.body["items"][0]["id"], b["id"]);
 
     let first = h.get("/reservations?limit=2").await;
-    assert_eq!(first.body["reservations"].as_array().map(Vec::len), Some(2));
+    assert_eq!(first.body["items"].as_array().map(Vec::len), Some(2));
     let cursor = first.str("next_cursor");
     assert!(!cursor.is_empty());
     let second = h.get(&format!("/reservations?limit=2&cursor={cursor}")).await;
-    assert_eq!(second.body["reservations"].as_array().map(Vec::len), Some(1));
+    assert_eq!(second.body["items"].as_array().map(Vec::len), Some(1));
     assert!(second.body["next_cursor"].is_null());
     assert_eq!(h.get("/reservations?limit=0").await.field(), "limit");
     assert_eq!(h.get("/reservations?status=gone").await.field(), "status");
@@ -713,14 +713,14 @@ async fn lists_search_and_page_and_the_day_lists_follow_the_business_date() {
 
     let pid = &h.node.property_id;
     let arrivals = h.get(&format!("/properties/{pid}/arrivals")).await;
-    assert_eq!(arrivals.body["reservations"].as_array().map(Vec::len), Some(2));
+    assert_eq!(arrivals.body["items"].as_array().map(Vec::len), Some(2));
     h.action(a["id"].as_str().expect("id"), "check-in", json!({})).await;
     let in_house = h.get(&format!("/properties/{pid}/in-house")).await;
-    assert_eq!(in_house.body["reservations"][0]["id"], a["id"]);
+    assert_eq!(in_house.body["items"][0]["id"], a["id"]);
     let departures = h.get(&format!("/properties/{pid}/departures")).await;
-    assert_eq!(departures.body["reservations"].as_array().map(Vec::len), Some(0));
+    assert_eq!(departures.body["items"].as_array().map(Vec::len), Some(0));
     let status = h.get(&format!("/reservations?status=checked_in&guest_id={grace}")).await;
-    assert_eq!(status.body["reservations"].as_array().map(Vec::len), Some(1));
+    assert_eq!(status.body["items"].as_array().map(Vec::len), Some(1));
 }
 
 #[tokio::test]

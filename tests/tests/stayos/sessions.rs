@@ -91,7 +91,7 @@ async fn staff_list_and_end_their_own_sessions() {
     let (tablet, _) = node.tokens(OWNER_EMAIL, OWNER_PASSWORD).await;
     let list = node.get("/auth/sessions", Some(&desk)).await;
     assert_eq!(list.status, 200);
-    let sessions = list.body.as_array().expect("array").clone();
+    let sessions = list.body["items"].as_array().expect("array").clone();
     assert_eq!(sessions.len(), 2);
     assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
     let tablet_id = sessions.iter().find(|s| s["current"] == false).expect("other")["id"]

@@ -145,9 +145,9 @@ async fn staff_are_listed_for_managers_but_not_for_clerks() {
     let list = node.get("/staff", Some(&owner)).await;
     assert_eq!(list.status, 200);
     let emails: Vec<_> =
-        list.body.as_array().expect("array").iter().map(|s| s["email"].clone()).collect();
+        list.body["items"].as_array().expect("array").iter().map(|s| s["email"].clone()).collect();
     assert_eq!(emails, vec![json!(tests::OWNER_EMAIL), json!("nia@grand-test.example")]);
-    for staff in list.body.as_array().expect("array") {
+    for staff in list.body["items"].as_array().expect("array") {
         assert_eq!(staff["properties"], json!([node.property_id]), "{staff}");
     }
     let (clerk, _) = node.tokens("nia@grand-test.example", STAFF_PASSWORD).await;

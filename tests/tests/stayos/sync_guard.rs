@@ -104,7 +104,7 @@ async fn a_changes_file_cannot_make_a_front_desk_account_an_owner_and_its_good_l
     let q = h.get("/sync/quarantine").await;
     assert_eq!(q.status, 200, "{}", q.text);
     assert_eq!(q.body["total"], 4);
-    let entries = q.body["entries"].as_array().expect("entries");
+    let entries = q.body["items"].as_array().expect("entries");
     let kinds: Vec<&str> = entries.iter().map(|e| e["reason_kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["malformed", "other_property", "invalid", "node_scope"]);
     let staff = &entries[3];
@@ -118,9 +118,10 @@ async fn a_changes_file_cannot_make_a_front_desk_account_an_owner_and_its_good_l
     assert_eq!(bad_limit.status, 422, "{}", bad_limit.text);
     assert!(bad_limit.text.contains("limit"), "{}", bad_limit.text);
     let page = h.get("/sync/quarantine?limit=2").await;
-    assert_eq!(page.body["entries"].as_array().expect("entries").len(), 2);
-    let older = h.get(&format!("/sync/quarantine?before={}", page.body["next_before"])).await;
-    assert_eq!(older.body["entries"][0]["reason_kind"], "invalid");
+    assert_eq!(page.body["items"].as_array().expect("entries").len(), 2);
+    let cursor = page.body["next_cursor"].as_str().expect("next page");
+    let older = h.get(&format!("/sync/quarantine?cursor={cursor}")).await;
+    assert_eq!(older.body["items"][0]["reason_kind"], "invalid");
 
     let status = h.get("/sync/status").await.body;
     assert_eq!(status["quarantined"], 4, "{status}");
@@ -237,7 +238,7 @@ async fn hostile_rows_in_the_hubs_database_are_quarantined_and_the_node_keeps_sy
     assert!(reasons.iter().any(|r| r.contains("kept on each node")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("col_version")), "{reasons:?}");
     let q = h.get("/sync/quarantine").await.body;
-    assert!(q["entries"].as_array().expect("entries").iter().all(|e| e["source"] == "hub"));
+    assert!(q["items"].as_array().expect("entries").iter().all(|e| e["source"] == "hub"));
     let metrics = h.node.get("/metrics", None).await.text;
     assert!(
         metrics.lines().any(|l| l.starts_with("stayos_sync_quarantined_total")
