@@ -47,9 +47,9 @@ pub struct AuditEntryView {
     pub seq: i64,
     pub id: String,
     pub at: String,
-    /// The property the entry is filed under (`''` for node-level entries of a node that
+    /// The property the entry is filed under (`null` for node-level entries of a node that
     /// serves no single property).
-    pub property_id: String,
+    pub property_id: Option<String>,
     pub event: String,
     pub actor_kind: String,
     pub actor_id: Option<String>,
@@ -63,7 +63,6 @@ pub struct AuditEntryView {
 #[utoipa::path(get, path = "/audit", tag = "audit", security(("bearer" = [])), params(AuditQuery),
     responses(
         (status = 200, description = "A page of entries", body = Page<AuditEntryView>),
-        (status = 403, description = "Not your property", body = ErrorBody),
         (status = 422, description = "A parameter is invalid", body = ErrorBody),
     ))]
 async fn list(
@@ -101,7 +100,7 @@ async fn list(
             seq: r.seq,
             id: r.id,
             at: rfc3339(r.at),
-            property_id: r.property_id,
+            property_id: crate::http::wire::text(&r.property_id),
             event: r.event,
             actor_kind: r.actor_kind,
             actor_id: r.actor_id,

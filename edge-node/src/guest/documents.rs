@@ -34,9 +34,9 @@ pub struct DocumentView {
     pub kind: String,
     /// Masked, e.g. `•••••1234`.
     pub number: String,
-    pub issuing_country: String,
-    pub expires_on: String,
-    pub reservation_id: String,
+    pub issuing_country: Option<String>,
+    pub expires_on: Option<String>,
+    pub reservation_id: Option<String>,
     pub recorded_by: String,
     pub recorded_at: String,
 }
@@ -195,9 +195,9 @@ pub fn list(conn: &Connection, guest_id: &str) -> rusqlite::Result<Vec<DocumentV
             id: r.get(0)?,
             kind: r.get(1)?,
             number: shown(&r.get::<_, String>(2)?),
-            issuing_country: r.get(3)?,
-            expires_on: r.get(4)?,
-            reservation_id: r.get(5)?,
+            issuing_country: crate::http::wire::column(r, 3)?,
+            expires_on: crate::http::wire::column(r, 4)?,
+            reservation_id: crate::http::wire::column(r, 5)?,
             recorded_by: r.get(6)?,
             recorded_at: rfc3339(r.get(7)?),
         })

@@ -94,8 +94,8 @@ pub struct LedgerEntry {
     pub kind: String,
     pub points: i64,
     pub balance_after: i64,
-    pub reason: String,
-    pub reservation_id: String,
+    pub reason: Option<String>,
+    pub reservation_id: Option<String>,
     pub actor: String,
     pub at: String,
 }
@@ -139,8 +139,8 @@ pub fn ledger(conn: &Connection, guest_id: &str) -> rusqlite::Result<Vec<LedgerE
             kind: r.get(1)?,
             points: r.get(2)?,
             balance_after: r.get(3)?,
-            reason: r.get(4)?,
-            reservation_id: r.get(5)?,
+            reason: crate::http::wire::column(r, 4)?,
+            reservation_id: crate::http::wire::column(r, 5)?,
             actor: r.get(6)?,
             at: rfc3339(r.get(7)?),
         })

@@ -150,9 +150,15 @@ pub fn merge(
     store::write_fields(tx, &into.id, &f, now)?;
     let mut prefs = into.preferences();
     let other = from.preferences();
-    fill(&mut prefs.room, &other.room);
-    fill(&mut prefs.pillow, &other.pillow);
-    fill(&mut prefs.dietary, &other.dietary);
+    for (a, b) in [
+        (&mut prefs.room, other.room),
+        (&mut prefs.pillow, other.pillow),
+        (&mut prefs.dietary, other.dietary),
+    ] {
+        if a.is_none() {
+            *a = b;
+        }
+    }
     for tag in other.tags {
         if prefs.tags.len() < 20 && !prefs.tags.contains(&tag) {
             prefs.tags.push(tag);

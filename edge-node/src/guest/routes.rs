@@ -5,7 +5,7 @@
 //! `property_id`, which never changes) but may be read and edited at every property of the
 //! chain, so `/guests/{id}` and `/guests/{id}/…` serve a guest of any property — after sync a
 //! node holds the profiles of the whole chain — to staff with the guest permission. Listing,
-//! search and creation stay per property (403 `property_forbidden` for a property the caller
+//! search and creation stay per property (404 for a property the caller
 //! does not belong to). A profile merged away answers 409 `guest_merged` with
 //! `details.merged_into` on reads and writes (export and erase still work on it); an erased
 //! profile reads as `erased: true` with blanked fields and refuses changes (409
@@ -226,7 +226,6 @@ pub struct SearchQuery {
     params(SearchQuery),
     responses(
         (status = 200, description = "A page of guests", body = Page<GuestSummary>),
-        (status = 403, description = "Not your property", body = ErrorBody),
         (status = 422, description = "A parameter is invalid", body = ErrorBody),
     ))]
 async fn list_guests(
@@ -263,7 +262,6 @@ pub struct GuestCreated {
     request_body = GuestInput,
     responses(
         (status = 201, description = "Created", body = GuestCreated),
-        (status = 403, description = "Not your property", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid", body = ErrorBody),
     ))]
 async fn create_guest(

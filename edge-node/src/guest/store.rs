@@ -14,16 +14,16 @@ use crate::time::rfc3339;
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddressInput {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub line1: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub line2: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub city: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub postal_code: Option<String>,
     /// ISO 3166-1 alpha-2, e.g. `DE`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub country: Option<String>,
 }
 
@@ -51,29 +51,29 @@ pub struct GuestInput {
     pub property_id: Option<String>,
     pub first_name: String,
     pub last_name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub email: Option<String>,
     /// As given (E.164-ish, e.g. `+44 20 7946 0958`); searched by its digits.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub phone: Option<String>,
     #[serde(default)]
     pub address: Option<AddressInput>,
     /// BCP 47 language tag, e.g. `de` or `en-GB`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub language: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub company: Option<String>,
-    /// `true`/`false`, or a VIP level 0–9.
+    /// VIP level: 0 (none) to 9.
     #[serde(default)]
-    #[schema(value_type = Option<i64>)]
-    pub vip: Option<serde_json::Value>,
-    #[serde(default)]
+    #[schema(minimum = 0, maximum = 9)]
+    pub vip: Option<i64>,
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub notes: Option<String>,
     /// `YYYY-MM-DD`, not in the future.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub birth_date: Option<String>,
     /// ISO 3166-1 alpha-2.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub nationality: Option<String>,
     #[serde(default)]
     pub consent: Option<ConsentInput>,
@@ -87,24 +87,25 @@ pub struct GuestPatch {
     pub first_name: Option<String>,
     #[serde(default)]
     pub last_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub email: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub phone: Option<String>,
     #[serde(default)]
     pub address: Option<AddressInput>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub language: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub company: Option<String>,
+    /// VIP level: 0 (none) to 9.
     #[serde(default)]
-    #[schema(value_type = Option<i64>)]
-    pub vip: Option<serde_json::Value>,
-    #[serde(default)]
+    #[schema(minimum = 0, maximum = 9)]
+    pub vip: Option<i64>,
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub notes: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub birth_date: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub nationality: Option<String>,
     #[serde(default)]
     pub consent: Option<ConsentInput>,
@@ -258,15 +259,11 @@ fn postal_code(prefix: &str, value: &str) -> Result<String, ApiError> {
     Ok(value)
 }
 
-fn vip(prefix: &str, value: &serde_json::Value) -> Result<i64, ApiError> {
-    match value {
-        serde_json::Value::Bool(b) => Ok(i64::from(*b)),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(level) if (0..=9).contains(&level) => Ok(level),
-            _ => Err(bad(prefix, "vip", "must be true, false or a level from 0 to 9")),
-        },
-        serde_json::Value::Null => Ok(0),
-        _ => Err(bad(prefix, "vip", "must be true, false or a level from 0 to 9")),
+fn vip(prefix: &str, level: i64) -> Result<i64, ApiError> {
+    if (0..=9).contains(&level) {
+        Ok(level)
+    } else {
+        Err(bad(prefix, "vip", "must be a level from 0 (none) to 9"))
     }
 }
 
@@ -335,7 +332,7 @@ pub fn apply_patch(prefix: &str, f: &mut Fields, p: &GuestPatch) -> Result<(), A
     if let Some(v) = &p.company {
         f.company = text(prefix, "company", v, 200)?;
     }
-    if let Some(v) = &p.vip {
+    if let Some(v) = p.vip {
         f.vip = vip(prefix, v)?;
     }
     if let Some(v) = &p.notes {
@@ -363,7 +360,7 @@ pub fn validate(input: &GuestInput, prefix: &str) -> Result<Fields, ApiError> {
         address: input.address.clone(),
         language: input.language.clone(),
         company: input.company.clone(),
-        vip: input.vip.clone(),
+        vip: input.vip,
         notes: input.notes.clone(),
         birth_date: input.birth_date.clone(),
         nationality: input.nationality.clone(),
@@ -507,11 +504,11 @@ pub fn create_in_tx(
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AddressView {
-    pub line1: String,
-    pub line2: String,
-    pub city: String,
-    pub postal_code: String,
-    pub country: String,
+    pub line1: Option<String>,
+    pub line2: Option<String>,
+    pub city: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -522,16 +519,19 @@ pub struct ConsentView {
     pub post: bool,
 }
 
-/// Preferences of a guest.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// Preferences of a guest. PUT replaces them all: a field left out or `null` has no value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Preferences {
     #[serde(default)]
-    pub room: String,
+    #[schema(max_length = 200)]
+    pub room: Option<String>,
     #[serde(default)]
-    pub pillow: String,
+    #[schema(max_length = 200)]
+    pub pillow: Option<String>,
     #[serde(default)]
-    pub dietary: String,
+    #[schema(max_length = 200)]
+    pub dietary: Option<String>,
     /// At most 20 short free tags.
     #[serde(default)]
     pub tags: Vec<String>,
@@ -544,16 +544,16 @@ pub struct GuestView {
     pub property_id: String,
     pub first_name: String,
     pub last_name: String,
-    pub email: String,
-    pub phone: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
     pub address: AddressView,
-    pub language: String,
-    pub company: String,
+    pub language: Option<String>,
+    pub company: Option<String>,
     /// 0 = not a VIP, else the VIP level.
     pub vip: i64,
-    pub notes: String,
-    pub birth_date: String,
-    pub nationality: String,
+    pub notes: Option<String>,
+    pub birth_date: Option<String>,
+    pub nationality: Option<String>,
     pub consent: ConsentView,
     pub preferences: Preferences,
     /// The surviving profile when this one was merged away.
@@ -567,9 +567,9 @@ pub struct GuestView {
 impl GuestRow {
     pub fn preferences(&self) -> Preferences {
         Preferences {
-            room: self.pref_room.clone(),
-            pillow: self.pref_pillow.clone(),
-            dietary: self.pref_dietary.clone(),
+            room: crate::http::wire::text(&self.pref_room),
+            pillow: crate::http::wire::text(&self.pref_pillow),
+            dietary: crate::http::wire::text(&self.pref_dietary),
             tags: self.pref_tags.clone(),
         }
     }
@@ -581,21 +581,21 @@ impl GuestRow {
             property_id: self.property_id.clone(),
             first_name: f.first_name.clone(),
             last_name: f.last_name.clone(),
-            email: f.email.clone(),
-            phone: f.phone.clone(),
+            email: crate::http::wire::text(&f.email),
+            phone: crate::http::wire::text(&f.phone),
             address: AddressView {
-                line1: f.address_line1.clone(),
-                line2: f.address_line2.clone(),
-                city: f.city.clone(),
-                postal_code: f.postal_code.clone(),
-                country: f.country.clone(),
+                line1: crate::http::wire::text(&f.address_line1),
+                line2: crate::http::wire::text(&f.address_line2),
+                city: crate::http::wire::text(&f.city),
+                postal_code: crate::http::wire::text(&f.postal_code),
+                country: crate::http::wire::text(&f.country),
             },
-            language: f.language.clone(),
-            company: f.company.clone(),
+            language: crate::http::wire::text(&f.language),
+            company: crate::http::wire::text(&f.company),
             vip: f.vip,
-            notes: f.notes.clone(),
-            birth_date: f.birth_date.clone(),
-            nationality: f.nationality.clone(),
+            notes: crate::http::wire::text(&f.notes),
+            birth_date: crate::http::wire::text(&f.birth_date),
+            nationality: crate::http::wire::text(&f.nationality),
             consent: ConsentView {
                 email: f.consent_email,
                 sms: f.consent_sms,
@@ -620,9 +620,11 @@ impl GuestRow {
 
 /// Validates preferences (errors name the field).
 pub fn clean_preferences(p: &Preferences) -> Result<Preferences, ApiError> {
-    let room = text("", "room", &p.room, 200)?;
-    let pillow = text("", "pillow", &p.pillow, 200)?;
-    let dietary = text("", "dietary", &p.dietary, 200)?;
+    let field = |name, value: &Option<String>| -> Result<Option<String>, ApiError> {
+        Ok(crate::http::wire::text(&text("", name, value.as_deref().unwrap_or(""), 200)?))
+    };
+    let (room, pillow, dietary) =
+        (field("room", &p.room)?, field("pillow", &p.pillow)?, field("dietary", &p.dietary)?);
     if p.tags.len() > 20 {
         return Err(ApiError::invalid_field("tags", "at most 20 tags"));
     }
@@ -649,11 +651,19 @@ pub fn write_preferences(
     now: i64,
 ) -> rusqlite::Result<()> {
     let tags = serde_json::to_string(&p.tags).unwrap_or_else(|_| "[]".into());
+    let stored = |v: &Option<String>| v.clone().unwrap_or_default();
     tx.prepare_cached(
         "UPDATE guests SET pref_room = ?2, pref_pillow = ?3, pref_dietary = ?4, pref_tags = ?5,
             updated_at = ?6 WHERE id = ?1",
     )?
-    .execute(params![id, p.room, p.pillow, p.dietary, tags, now])?;
+    .execute(params![
+        id,
+        stored(&p.room),
+        stored(&p.pillow),
+        stored(&p.dietary),
+        tags,
+        now
+    ])?;
     Ok(())
 }
 
@@ -665,9 +675,9 @@ pub struct DuplicateView {
     pub id: String,
     pub first_name: String,
     pub last_name: String,
-    pub email: String,
-    pub phone: String,
-    pub birth_date: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub birth_date: Option<String>,
     /// `email`, `phone`, `name_and_birth_date`.
     pub reasons: Vec<String>,
 }
@@ -684,9 +694,9 @@ pub fn duplicates(conn: &Connection, g: &GuestRow) -> rusqlite::Result<Vec<Dupli
                 id: row.id,
                 first_name: row.fields.first_name,
                 last_name: row.fields.last_name,
-                email: row.fields.email,
-                phone: row.fields.phone,
-                birth_date: row.fields.birth_date,
+                email: crate::http::wire::text(&row.fields.email),
+                phone: crate::http::wire::text(&row.fields.phone),
+                birth_date: crate::http::wire::text(&row.fields.birth_date),
                 reasons: vec![reason.to_string()],
             });
         }
@@ -729,9 +739,9 @@ pub struct StayView {
     /// Absent (null) for a stay at a property you do not belong to.
     pub total_minor: Option<i64>,
     pub currency: String,
-    pub room_id: String,
-    /// The room's number, '' when none is assigned.
-    pub room: String,
+    pub room_id: Option<String>,
+    /// The room's number; null when none is assigned.
+    pub room: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
@@ -784,8 +794,8 @@ pub fn history(
                 status: r.get(5)?,
                 total_minor: if full { Some(r.get(6)?) } else { None },
                 currency: r.get(7)?,
-                room_id: r.get(8)?,
-                room: r.get(9)?,
+                room_id: crate::http::wire::column(r, 8)?,
+                room: crate::http::wire::column(r, 9)?,
                 nights: r.get(10)?,
             })
         })?

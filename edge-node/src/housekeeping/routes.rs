@@ -54,7 +54,7 @@ pub struct BlockView {
     pub from: String,
     /// First night no longer blocked (exclusive).
     pub to: String,
-    pub reason: String,
+    pub reason: Option<String>,
     pub created_by: String,
     pub created_at: String,
     /// When the block was released; absent while it holds.
@@ -70,7 +70,7 @@ impl From<BlockRow> for BlockView {
             kind: b.kind,
             from: b.from_date,
             to: b.to_date,
-            reason: b.reason,
+            reason: crate::http::wire::text(&b.reason),
             created_by: b.created_by,
             created_at: rfc3339(b.created_at),
             released_at: (b.released_at > 0).then(|| rfc3339(b.released_at)),
@@ -82,12 +82,12 @@ impl From<BlockRow> for BlockView {
 pub struct BoardRoom {
     pub room_id: String,
     pub number: String,
-    pub floor: String,
+    pub floor: Option<String>,
     pub room_type_id: String,
     pub room_type_code: String,
     /// clean, dirty, inspected, out_of_order or out_of_service.
     pub status: String,
-    pub status_note: String,
+    pub status_note: Option<String>,
     /// A guest is checked in to the room.
     pub occupied: bool,
     /// A reservation with this room arrives on the business date.
@@ -139,7 +139,6 @@ pub struct BoardQuery {
     security(("bearer" = [])), params(("id" = String, Path, description = "Property id"), BoardQuery),
     responses(
         (status = 200, description = "The board", body = Board),
-        (status = 403, description = "No access to the property", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
         (status = 422, description = "A filter is invalid", body = ErrorBody),
     ))]
@@ -221,11 +220,11 @@ async fn board(
                     block: blocks.remove(&id).map(BlockView::from),
                     room_id: id,
                     number,
-                    floor,
+                    floor: crate::http::wire::text(&floor),
                     room_type_id,
                     room_type_code,
                     status,
-                    status_note,
+                    status_note: crate::http::wire::text(&status_note),
                     occupied,
                     arrival_today,
                     departure_today,
@@ -251,11 +250,11 @@ pub struct StatusChange {
 pub struct RoomStatusView {
     pub room_id: String,
     pub number: String,
-    pub floor: String,
+    pub floor: Option<String>,
     pub room_type_code: String,
     pub status: String,
-    pub previous_status: String,
-    pub status_note: String,
+    pub previous_status: Option<String>,
+    pub status_note: Option<String>,
     pub status_at: String,
 }
 
@@ -266,7 +265,6 @@ pub struct RoomStatusView {
     request_body = StatusChange,
     responses(
         (status = 200, description = "The room's new status", body = RoomStatusView),
-        (status = 403, description = "No access to the property", body = ErrorBody),
         (status = 404, description = "No such room", body = ErrorBody),
         (status = 409, description = "Not allowed from the current status", body = ErrorBody),
         (status = 422, description = "Invalid status", body = ErrorBody),
@@ -321,11 +319,11 @@ async fn change_status(
             Ok(RoomStatusView {
                 room_id: room.id,
                 number: room.number,
-                floor: room.floor,
+                floor: crate::http::wire::text(&room.floor),
                 room_type_code: room.room_type_code,
                 status: to,
-                previous_status: room.status,
-                status_note: note,
+                previous_status: crate::http::wire::text(&room.status),
+                status_note: crate::http::wire::text(&note),
                 status_at: rfc3339(now),
             })
         })
@@ -352,7 +350,6 @@ pub struct NewBlock {
     request_body = NewBlock,
     responses(
         (status = 201, description = "The block", body = BlockView),
-        (status = 403, description = "No access to the property", body = ErrorBody),
         (status = 404, description = "No such room", body = ErrorBody),
         (status = 409, description = "room_in_use, would_oversell or block_overlaps", body = ErrorBody),
         (status = 422, description = "A field is invalid", body = ErrorBody),
@@ -473,7 +470,6 @@ pub struct BlocksQuery {
     security(("bearer" = [])), params(("id" = String, Path, description = "Property id"), BlocksQuery),
     responses(
         (status = 200, description = "The blocks", body = Page<BlockView>),
-        (status = 403, description = "No access to the property", body = ErrorBody),
         (status = 422, description = "A parameter is invalid", body = ErrorBody),
     ))]
 async fn list_blocks(
@@ -512,7 +508,6 @@ async fn list_blocks(
     params(("id" = String, Path, description = "Property id"), ("block_id" = String, Path, description = "Block id")),
     responses(
         (status = 200, description = "The released block", body = BlockView),
-        (status = 403, description = "No access to the property", body = ErrorBody),
         (status = 404, description = "No such block", body = ErrorBody),
         (status = 409, description = "Already released", body = ErrorBody),
     ))]

@@ -197,8 +197,12 @@ fn complete_operation(op: &mut Operation, is_get: bool) {
              `details.current` is the record as it is now and `details.etag` its tag",
         );
     }
-    if has_path {
-        add("404", "Nothing with that id here (or not the caller's)");
+    if has_path || secured {
+        add(
+            "404",
+            "Nothing with that id here — a property, reservation, guest … named in the path, \
+             query or body; one that is not the caller's is answered the same (`not_found`)",
+        );
     }
     add("408", "The request took longer than the node allows (`request_timeout`)");
     add("429", "Too many requests from this address, or too many failed logins; see `Retry-After`");

@@ -8,17 +8,16 @@ use crate::auth::extract::Principal;
 use crate::dates;
 use crate::http::error::ApiError;
 
-/// 403 `property_forbidden` unless `principal` belongs to `property_id`. Asked before any
-/// lookup, so a caller cannot learn whether another property exists.
+/// 404 `not_found` unless `principal` belongs to `property_id`: a property that is not
+/// yours is answered exactly like one that does not exist, wherever it is named (path,
+/// query or body), and asked before any lookup, so a caller cannot learn whether another
+/// property exists.
 pub fn ensure(principal: &Principal, property_id: &str) -> Result<(), ApiError> {
     if principal.properties.iter().any(|p| p == property_id) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(
-            "property_forbidden",
-            format!("you do not have access to property {property_id}"),
-        )
-        .with_details(serde_json::json!({ "property_id": property_id })))
+        Err(ApiError::not_found("property")
+            .with_details(serde_json::json!({ "property_id": property_id })))
     }
 }
 
@@ -71,7 +70,7 @@ pub fn settings(conn: &Connection, property_id: &str) -> rusqlite::Result<Option
     .optional()
 }
 
-/// Settings of a property the caller may act on: 403 without access, 404 when it is gone.
+/// Settings of a property the caller may act on: 404 without access or when it is gone.
 pub fn settings_for(
     conn: &Connection,
     principal: &Principal,

@@ -178,7 +178,6 @@ fn save_policy(conn: &Connection, p: &PolicyView, now: i64) -> rusqlite::Result<
     params(("id" = String, Path, description = "Property id")),
     responses(
         (status = 200, description = "Policies", body = Page<PolicyView>),
-        (status = 403, description = "Not one of the caller's properties", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
     ))]
 async fn list_policies(
@@ -211,7 +210,7 @@ async fn list_policies(
     request_body = PolicyInput,
     responses(
         (status = 201, description = "Policy created", body = PolicyView),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid", body = ErrorBody),
     ))]
@@ -287,7 +286,7 @@ async fn get_policy_route(
     request_body = PolicyInput,
     responses(
         (status = 200, description = "The policy after the change", body = PolicyView),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property or policy", body = ErrorBody),
         (status = 422, description = "A field is invalid", body = ErrorBody),
     ))]
@@ -332,7 +331,7 @@ async fn update_policy(
         ("policy_id" = String, Path, description = "Policy id")),
     responses(
         (status = 204, description = "Policy deleted"),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property or policy", body = ErrorBody),
         (status = 409, description = "A rate plan uses it (`policy_in_use`)", body = ErrorBody),
     ))]
@@ -392,6 +391,7 @@ pub struct RatePlanInput {
     /// Unique among the property's rate plans, e.g. `FLEX`.
     pub code: Option<String>,
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub description: Option<String>,
     /// A cancellation policy of the same property.
     pub cancellation_policy_id: Option<String>,
@@ -410,7 +410,7 @@ pub struct RatePlanView {
     pub property_id: String,
     pub code: String,
     pub name: String,
-    pub description: String,
+    pub description: Option<String>,
     pub cancellation_policy_id: String,
     pub breakfast_included: bool,
     pub extra_adult_minor: i64,
@@ -427,7 +427,7 @@ fn plan_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RatePlanView> {
         property_id: r.get(1)?,
         code: r.get(2)?,
         name: r.get(3)?,
-        description: r.get(4)?,
+        description: crate::http::wire::column(r, 4)?,
         cancellation_policy_id: r.get(5)?,
         breakfast_included: r.get::<_, i64>(6)? != 0,
         extra_adult_minor: r.get(7)?,
@@ -456,7 +456,7 @@ fn apply_plan(p: &mut RatePlanView, input: RatePlanInput) -> Result<Vec<&'static
     if let Some(v) = input.description {
         set(
             &mut p.description,
-            validate::free_text("description", &v, 2000)?,
+            crate::http::wire::text(&validate::free_text("description", &v, 2000)?),
             "description",
             &mut changed,
         );
@@ -539,7 +539,7 @@ fn save_plan(conn: &Connection, p: &RatePlanView, now: i64) -> rusqlite::Result<
         p.property_id,
         p.code,
         p.name,
-        p.description,
+        p.description.as_deref().unwrap_or(""),
         p.cancellation_policy_id,
         p.breakfast_included as i64,
         p.extra_adult_minor,
@@ -555,7 +555,6 @@ fn save_plan(conn: &Connection, p: &RatePlanView, now: i64) -> rusqlite::Result<
     params(("id" = String, Path, description = "Property id")),
     responses(
         (status = 200, description = "Rate plans", body = Page<RatePlanView>),
-        (status = 403, description = "Not one of the caller's properties", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
     ))]
 async fn list_rate_plans(
@@ -587,7 +586,7 @@ async fn list_rate_plans(
     request_body = RatePlanInput,
     responses(
         (status = 201, description = "Rate plan created", body = RatePlanView),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
         (status = 409, description = "Code taken (`rate_plan_code_taken`)", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid", body = ErrorBody),
@@ -607,7 +606,7 @@ async fn create_rate_plan(
         property_id: id.clone(),
         code: String::new(),
         name: String::new(),
-        description: String::new(),
+        description: None,
         cancellation_policy_id: String::new(),
         breakfast_included: false,
         extra_adult_minor: 0,
@@ -643,7 +642,6 @@ async fn create_rate_plan(
         ("rate_plan_id" = String, Path, description = "Rate plan id")),
     responses(
         (status = 200, description = "The rate plan", body = RatePlanView),
-        (status = 403, description = "Not one of the caller's properties", body = ErrorBody),
         (status = 404, description = "No such property or rate plan", body = ErrorBody),
     ))]
 async fn get_rate_plan(
@@ -670,7 +668,7 @@ async fn get_rate_plan(
     request_body = RatePlanInput,
     responses(
         (status = 200, description = "The rate plan after the change", body = RatePlanView),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property or rate plan", body = ErrorBody),
         (status = 409, description = "Code taken (`rate_plan_code_taken`)", body = ErrorBody),
         (status = 422, description = "A field is invalid", body = ErrorBody),
@@ -718,7 +716,7 @@ async fn update_rate_plan(
         ("rate_plan_id" = String, Path, description = "Rate plan id")),
     responses(
         (status = 204, description = "Rate plan deleted"),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property or rate plan", body = ErrorBody),
         (status = 409, description = "Open reservations use it (`rate_plan_has_reservations`)", body = ErrorBody),
     ))]
@@ -841,7 +839,6 @@ fn weekday(text: &str) -> Option<Weekday> {
         ("rate_plan_id" = String, Path, description = "Rate plan id"), PricesQuery),
     responses(
         (status = 200, description = "Priced nights", body = Page<PriceNight>),
-        (status = 403, description = "Not one of the caller's properties", body = ErrorBody),
         (status = 404, description = "No such property or rate plan", body = ErrorBody),
         (status = 422, description = "A parameter is invalid", body = ErrorBody),
     ))]
@@ -900,7 +897,7 @@ async fn list_prices(
     request_body = SetPricesInput,
     responses(
         (status = 200, description = "How many nights were written", body = SetPricesResult),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property or rate plan", body = ErrorBody),
         (status = 422, description = "A field is invalid, or a new night lacks a price", body = ErrorBody),
     ))]

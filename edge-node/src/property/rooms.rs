@@ -70,6 +70,7 @@ pub struct RoomTypeInput {
     /// Short code, unique among the property's room types, e.g. `DBL`.
     pub code: Option<String>,
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub description: Option<String>,
     /// Guests included in the price (default 2).
     pub base_occupancy: Option<i64>,
@@ -92,7 +93,7 @@ pub struct RoomTypeView {
     pub property_id: String,
     pub code: String,
     pub name: String,
-    pub description: String,
+    pub description: Option<String>,
     pub base_occupancy: i64,
     pub max_adults: i64,
     pub max_children: i64,
@@ -146,7 +147,7 @@ fn type_view(conn: &Connection, t: RoomTypeRecord) -> Result<RoomTypeView, ApiEr
         property_id: t.property_id,
         code: t.code,
         name: t.name,
-        description: t.description,
+        description: crate::http::wire::text(&t.description),
         base_occupancy: t.base_occupancy,
         max_adults: t.max_adults,
         max_children: t.max_children,
@@ -328,7 +329,6 @@ fn ensure_capacity(conn: &Connection, room_type_id: &str, from: &str) -> Result<
     params(("id" = String, Path, description = "Property id")),
     responses(
         (status = 200, description = "Room types", body = Page<RoomTypeView>),
-        (status = 403, description = "Not one of the caller's properties", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
     ))]
 async fn list_room_types(
@@ -360,7 +360,7 @@ async fn list_room_types(
     request_body = RoomTypeInput,
     responses(
         (status = 201, description = "Room type created", body = RoomTypeView),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
         (status = 409, description = "Code taken (`room_type_code_taken`)", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid", body = ErrorBody),
@@ -419,7 +419,6 @@ async fn create_room_type(
         ("room_type_id" = String, Path, description = "Room type id")),
     responses(
         (status = 200, description = "The room type", body = RoomTypeView),
-        (status = 403, description = "Not one of the caller's properties", body = ErrorBody),
         (status = 404, description = "No such property or room type", body = ErrorBody),
     ))]
 async fn get_room_type(
@@ -448,7 +447,7 @@ async fn get_room_type(
     request_body = RoomTypeInput,
     responses(
         (status = 200, description = "The room type after the change", body = RoomTypeView),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property or room type", body = ErrorBody),
         (status = 409, description = "Code taken or capacity in use", body = ErrorBody),
         (status = 422, description = "A field is invalid", body = ErrorBody),
@@ -509,7 +508,7 @@ async fn update_room_type(
         ("room_type_id" = String, Path, description = "Room type id")),
     responses(
         (status = 204, description = "Room type deleted"),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property or room type", body = ErrorBody),
         (status = 409, description = "`room_type_has_rooms` or `room_type_has_reservations`", body = ErrorBody),
     ))]
@@ -587,7 +586,9 @@ pub struct RoomInput {
     pub number: Option<String>,
     /// A room type of the same property.
     pub room_type_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub floor: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub description: Option<String>,
 }
 
@@ -598,11 +599,11 @@ pub struct RoomView {
     pub room_type_id: String,
     pub room_type_code: String,
     pub number: String,
-    pub floor: String,
-    pub description: String,
+    pub floor: Option<String>,
+    pub description: Option<String>,
     /// Housekeeping status: clean, dirty, inspected, out_of_order, out_of_service.
     pub status: String,
-    pub status_note: String,
+    pub status_note: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -626,10 +627,10 @@ fn room_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomView> {
         property_id: r.get(1)?,
         room_type_id: r.get(2)?,
         number: r.get(3)?,
-        floor: r.get(4)?,
-        description: r.get(5)?,
+        floor: crate::http::wire::column(r, 4)?,
+        description: crate::http::wire::column(r, 5)?,
         status: r.get(6)?,
-        status_note: r.get(7)?,
+        status_note: crate::http::wire::column(r, 7)?,
         room_type_code: r.get(8)?,
     })
 }
@@ -651,8 +652,8 @@ fn get_room_record(conn: &Connection, property_id: &str, id: &str) -> Result<Roo
         property_id: v.property_id,
         room_type_id: v.room_type_id,
         number: v.number,
-        floor: v.floor,
-        description: v.description,
+        floor: v.floor.unwrap_or_default(),
+        description: v.description.unwrap_or_default(),
         status: v.status,
     })
 }
@@ -754,7 +755,6 @@ fn ensure_room_free_from(conn: &Connection, room_id: &str, from: &str) -> Result
     params(("id" = String, Path, description = "Property id"), RoomQuery),
     responses(
         (status = 200, description = "Rooms", body = Page<RoomView>),
-        (status = 403, description = "Not one of the caller's properties", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
         (status = 422, description = "A filter is invalid", body = ErrorBody),
     ))]
@@ -798,7 +798,7 @@ async fn list_rooms(
     request_body = RoomInput,
     responses(
         (status = 201, description = "Room created", body = RoomView),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
         (status = 409, description = "Number taken (`room_number_taken`)", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid", body = ErrorBody),
@@ -849,7 +849,6 @@ async fn create_room(
         ("room_id" = String, Path, description = "Room id")),
     responses(
         (status = 200, description = "The room", body = RoomView),
-        (status = 403, description = "Not one of the caller's properties", body = ErrorBody),
         (status = 404, description = "No such property or room", body = ErrorBody),
     ))]
 async fn get_room(
@@ -876,7 +875,7 @@ async fn get_room(
     request_body = RoomInput,
     responses(
         (status = 200, description = "The room after the change", body = RoomView),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property or room", body = ErrorBody),
         (status = 409, description = "Number taken, or the room/type is in use", body = ErrorBody),
         (status = 422, description = "A field is invalid", body = ErrorBody),
@@ -934,7 +933,7 @@ async fn update_room(
         ("room_id" = String, Path, description = "Room id")),
     responses(
         (status = 204, description = "Room deleted"),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property or room", body = ErrorBody),
         (status = 409, description = "`room_has_reservations` or `room_type_capacity_in_use`", body = ErrorBody),
     ))]
@@ -998,7 +997,6 @@ pub struct AmenityView {
     params(("id" = String, Path, description = "Property id")),
     responses(
         (status = 200, description = "Amenities", body = Page<AmenityView>),
-        (status = 403, description = "Not one of the caller's properties", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
     ))]
 async fn list_amenities(
@@ -1038,7 +1036,7 @@ async fn list_amenities(
     request_body = AmenityInput,
     responses(
         (status = 201, description = "Amenity created", body = AmenityView),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
         (status = 409, description = "Code taken (`amenity_code_taken`)", body = ErrorBody),
         (status = 422, description = "A field is missing or invalid", body = ErrorBody),
@@ -1102,7 +1100,7 @@ async fn create_amenity(
         ("amenity_id" = String, Path, description = "Amenity id")),
     responses(
         (status = 204, description = "Amenity deleted"),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property or amenity", body = ErrorBody),
     ))]
 async fn delete_amenity(

@@ -1,7 +1,7 @@
 //! The property service over HTTP: the properties themselves here; room types, rooms and
 //! amenities in `rooms.rs`; cancellation policies, rate plans and prices in `rates.rs`.
 //! Every route under `/properties/{id}` first checks that the caller belongs to the property
-//! (403 `property_forbidden`), then that it exists (404).
+//! (404 otherwise, as if it did not exist), then that it exists (404).
 
 use axum::Json;
 use axum::extract::State;
@@ -51,6 +51,7 @@ pub struct PropertyInput {
     pub timezone: Option<String>,
     /// ISO 4217 code, e.g. `EUR`.
     pub currency: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub address: Option<String>,
     /// `HH:MM`.
     pub check_in_time: Option<String>,
@@ -77,7 +78,7 @@ pub struct PropertyView {
     pub name: String,
     pub timezone: String,
     pub currency: String,
-    pub address: String,
+    pub address: Option<String>,
     pub check_in_time: String,
     pub check_out_time: String,
     pub vat_rate_bp: i64,
@@ -104,7 +105,7 @@ fn view(conn: &Connection, p: PropertyRecord) -> Result<PropertyView, ApiError> 
         name: p.name,
         timezone: p.timezone,
         currency: p.currency,
-        address: p.address,
+        address: crate::http::wire::text(&p.address),
         check_in_time: p.check_in_time,
         check_out_time: p.check_out_time,
         vat_rate_bp: p.vat_rate_bp,
@@ -281,7 +282,6 @@ async fn create_property(
     params(("id" = String, Path, description = "Property id")),
     responses(
         (status = 200, description = "The property", body = PropertyView),
-        (status = 403, description = "Not one of the caller's properties", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
     ))]
 async fn get_property(
@@ -307,7 +307,7 @@ async fn get_property(
     request_body = PropertyInput,
     responses(
         (status = 200, description = "The property after the change", body = PropertyView),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
         (status = 422, description = "A setting is invalid", body = ErrorBody),
     ))]
@@ -353,7 +353,7 @@ async fn update_property(
     params(IfMatchHeader, ("id" = String, Path, description = "Property id")),
     responses(
         (status = 204, description = "Property deleted"),
-        (status = 403, description = "No access or no permission", body = ErrorBody),
+        (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
         (status = 409, description = "Open reservations (`property_has_reservations`)", body = ErrorBody),
     ))]

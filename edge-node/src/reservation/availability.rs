@@ -148,7 +148,6 @@ struct Plan {
     params(("id" = String, Path, description = "Property id"), AvailabilityQuery),
     responses(
         (status = 200, description = "Availability per room type and night", body = Availability),
-        (status = 403, description = "Not your property", body = ErrorBody),
         (status = 404, description = "No such property", body = ErrorBody),
         (status = 422, description = "A parameter is invalid", body = ErrorBody),
     ))]

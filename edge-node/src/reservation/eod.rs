@@ -64,7 +64,6 @@ pub struct EndOfDayReport {
     params(("id" = String, Path, description = "Property id")),
     responses(
         (status = 200, description = "What end of day did", body = EndOfDayReport),
-        (status = 403, description = "Not your property", body = ErrorBody),
         (status = 409, description = "`departures_pending`: guests due out are still checked in", body = ErrorBody),
     ))]
 async fn end_of_day(

@@ -131,7 +131,6 @@ impl Ctx {
     request_body = CreateReservation,
     responses(
         (status = 201, description = "Created (a group answers {group_id, reservations})", body = ReservationView),
-        (status = 403, description = "Not your property", body = ErrorBody),
         (status = 409, description = "no_availability or restricted", body = ErrorBody),
         (status = 422, description = "A field is invalid", body = ErrorBody),
     ))]
@@ -394,6 +393,7 @@ pub struct UpdateReservation {
     pub rate_plan_id: Option<String>,
     pub adults: Option<i64>,
     pub children: Option<i64>,
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub notes: Option<String>,
 }
 
@@ -1153,7 +1153,6 @@ pub struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of reservations", body = Page<ReservationView>),
-        (status = 403, description = "Not your property", body = ErrorBody),
         (status = 422, description = "A parameter is invalid", body = ErrorBody),
     ))]
 async fn list(
@@ -1303,8 +1302,7 @@ async fn day_list(
 /// Today's arrivals (business date): tentative, confirmed and already checked in.
 #[utoipa::path(get, path = "/properties/{id}/arrivals", tag = "reservations", security(("bearer" = [])),
     params(("id" = String, Path, description = "Property id")),
-    responses((status = 200, description = "Arrivals", body = DayList),
-        (status = 403, description = "Not your property", body = ErrorBody)))]
+    responses((status = 200, description = "Arrivals", body = DayList)))]
 async fn arrivals(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::ReservationRead>,
@@ -1316,8 +1314,7 @@ async fn arrivals(
 /// Today's departures (business date): checked in and already checked out.
 #[utoipa::path(get, path = "/properties/{id}/departures", tag = "reservations", security(("bearer" = [])),
     params(("id" = String, Path, description = "Property id")),
-    responses((status = 200, description = "Departures", body = DayList),
-        (status = 403, description = "Not your property", body = ErrorBody)))]
+    responses((status = 200, description = "Departures", body = DayList)))]
 async fn departures(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::ReservationRead>,
@@ -1329,8 +1326,7 @@ async fn departures(
 /// Guests in house (checked in).
 #[utoipa::path(get, path = "/properties/{id}/in-house", tag = "reservations", security(("bearer" = [])),
     params(("id" = String, Path, description = "Property id")),
-    responses((status = 200, description = "In house", body = DayList),
-        (status = 403, description = "Not your property", body = ErrorBody)))]
+    responses((status = 200, description = "In house", body = DayList)))]
 async fn in_house(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::ReservationRead>,

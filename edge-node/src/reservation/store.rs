@@ -134,15 +134,15 @@ pub fn load_for(
 pub struct ReservationView {
     pub id: String,
     pub property_id: String,
-    /// '' for a single reservation.
-    pub group_id: String,
+    /// null for a single reservation.
+    pub group_id: Option<String>,
     pub confirmation_code: String,
     /// tentative, confirmed, checked_in, checked_out, cancelled, no_show, waitlisted.
     pub status: String,
     pub room_type_id: String,
-    /// '' when no room is assigned.
-    pub room_id: String,
-    pub room_number: String,
+    /// null when no room is assigned.
+    pub room_id: Option<String>,
+    pub room_number: Option<String>,
     pub rate_plan_id: String,
     pub arrival: String,
     pub departure: String,
@@ -150,7 +150,7 @@ pub struct ReservationView {
     pub children: i64,
     pub guest_id: String,
     pub guest_name: String,
-    pub notes: String,
+    pub notes: Option<String>,
     /// When a tentative hold lapses (RFC 3339), if it is tentative.
     pub hold_expires_at: Option<String>,
     pub cancellation_fee_minor: i64,
@@ -207,12 +207,12 @@ pub fn view(
         waitlisted_at: opt_time(r.waitlisted_at),
         id: r.id,
         property_id: r.property_id,
-        group_id: r.group_id,
+        group_id: crate::http::wire::text(&r.group_id),
         confirmation_code: r.confirmation_code,
         status: r.status,
         room_type_id: r.room_type_id,
-        room_id: r.room_id,
-        room_number,
+        room_id: crate::http::wire::text(&r.room_id),
+        room_number: crate::http::wire::text(&room_number),
         rate_plan_id: r.rate_plan_id,
         arrival: r.arrival,
         departure: r.departure,
@@ -220,7 +220,7 @@ pub fn view(
         children: r.children,
         guest_id: r.guest_id,
         guest_name: r.guest_name,
-        notes: r.notes,
+        notes: crate::http::wire::text(&r.notes),
         cancellation_fee_minor: r.cancellation_fee_minor,
     })
 }

@@ -488,3 +488,76 @@ async fn what_get_serves_is_accepted_back_by_put_and_a_changed_read_only_field_i
     assert_eq!(body["properties"]["id"]["readOnly"], true, "{body}");
     assert!(body["properties"]["first_name"]["readOnly"].is_null(), "{body}");
 }
+
+/// Every `""` in `value`, by its path.
+fn empty_strings(value: &Value, path: &str, found: &mut Vec<String>) {
+    match value {
+        Value::String(s) if s.is_empty() => found.push(path.to_string()),
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                empty_strings(v, &format!("{path}[{i}]"), found);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                empty_strings(v, &format!("{path}.{k}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn no_value_is_null_never_an_empty_string_and_null_clears_a_text_field() {
+    let h = hotel().await;
+    let (node, token) = (&h.node, h.token.as_str());
+    let pid = node.property_id.clone();
+    let guest = node
+        .post(
+            "/guests",
+            Some(token),
+            json!({ "first_name": "Alan", "last_name": "Turing", "email": "alan@example.org" }),
+        )
+        .await;
+    assert_eq!(guest.status, 201, "{}", guest.text);
+    let gid = guest.str("id");
+    let booked = h.booked(h.body(h.dbl(), 0, 1)).await;
+    let rid = booked["id"].as_str().expect("id").to_string();
+    let paths = [
+        format!("/properties/{pid}"),
+        format!("/properties/{pid}/room-types"),
+        format!("/properties/{pid}/rooms"),
+        format!("/properties/{pid}/rate-plans"),
+        format!("/properties/{pid}/housekeeping"),
+        format!("/properties/{pid}/arrivals"),
+        format!("/guests/{gid}"),
+        format!("/guests/{gid}/preferences"),
+        format!("/guests/{gid}/history"),
+        format!("/guests?q=tur"),
+        format!("/reservations/{rid}"),
+        "/reservations".to_string(),
+        "/audit".to_string(),
+        "/staff".to_string(),
+    ];
+    for path in &paths {
+        let resp = node.get(path, Some(token)).await;
+        assert_eq!(resp.status, 200, "{path}: {}", resp.text);
+        let mut found = Vec::new();
+        empty_strings(&resp.body, "", &mut found);
+        assert!(found.is_empty(), "{path} answers \"\" at {found:?}");
+    }
+    let g = node.get(&format!("/guests/{gid}"), Some(token)).await;
+    assert_eq!(g.body["phone"], Value::Null, "a blank field is null");
+    let cleared = node.put(&format!("/guests/{gid}"), Some(token), json!({ "email": null })).await;
+    assert_eq!(
+        (cleared.status, cleared.body["email"].clone()),
+        (200, Value::Null),
+        "{}",
+        cleared.text
+    );
+    let kept = node.put(&format!("/guests/{gid}"), Some(token), json!({ "notes": "tea" })).await;
+    assert_eq!(
+        (kept.body["notes"].as_str(), kept.body["first_name"].as_str()),
+        (Some("tea"), Some("Alan"))
+    );
+}

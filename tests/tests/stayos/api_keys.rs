@@ -271,6 +271,6 @@ async fn taking_a_person_off_a_property_takes_their_keys_off_it_too() {
         json!([node.property_id])
     );
     let foreign = node.get(&format!("/properties/{second_id}"), Some(&key)).await;
-    assert_eq!((foreign.status, foreign.code()), (403, "property_forbidden"), "{}", foreign.text);
+    assert_eq!((foreign.status, foreign.code()), (404, "not_found"), "{}", foreign.text);
     node.stop().await;
 }
