@@ -24,3 +24,4 @@ pub mod state;
 pub mod sync;
 pub mod time;
 pub mod tls;
+pub mod vocabulary;

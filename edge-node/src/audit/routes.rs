@@ -24,7 +24,7 @@ use crate::state::AppState;
 use crate::time::rfc3339;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(verify))
+    OpenApiRouter::new().routes(routes!(list_audit)).routes(routes!(verify))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -65,7 +65,7 @@ pub struct AuditEntryView {
         (status = 200, description = "A page of entries", body = Page<AuditEntryView>),
         (status = 422, description = "A parameter is invalid", body = ErrorBody),
     ))]
-async fn list(
+async fn list_audit(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::AuditRead>,
     ApiQuery(query): ApiQuery<AuditQuery>,

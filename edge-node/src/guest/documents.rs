@@ -16,7 +16,7 @@ pub const KINDS: &[&str] = &["passport", "id_card", "driving_licence", "residenc
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentInput {
-    /// passport, id_card, driving_licence or residence_permit.
+    #[schema(value_type = crate::vocabulary::DocumentKind)]
     pub kind: String,
     pub number: String,
     /// ISO 3166-1 alpha-2.
@@ -31,6 +31,7 @@ pub struct DocumentInput {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DocumentView {
     pub id: String,
+    #[schema(value_type = crate::vocabulary::DocumentKind)]
     pub kind: String,
     /// Masked, e.g. `•••••1234`.
     pub number: String,

@@ -40,8 +40,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Statuses staff set by hand (out of order comes from blocks).
-const SETTABLE: [&str; 4] = ["clean", "dirty", "inspected", "out_of_service"];
-const BLOCK_KINDS: [&str; 2] = ["out_of_order", "out_of_service"];
+pub(crate) const SETTABLE: [&str; 4] = ["clean", "dirty", "inspected", "out_of_service"];
+pub(crate) const BLOCK_KINDS: [&str; 2] = ["out_of_order", "out_of_service"];
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BlockView {
@@ -49,6 +49,7 @@ pub struct BlockView {
     pub room_id: String,
     pub room_number: String,
     /// `out_of_order` (out of inventory) or `out_of_service` (sellable, flagged).
+    #[schema(value_type = crate::vocabulary::BlockKind)]
     pub kind: String,
     /// First night blocked.
     pub from: String,
@@ -86,6 +87,7 @@ pub struct BoardRoom {
     pub room_type_id: String,
     pub room_type_code: String,
     /// clean, dirty, inspected, out_of_order or out_of_service.
+    #[schema(value_type = crate::vocabulary::RoomStatus)]
     pub status: String,
     pub status_note: Option<String>,
     /// A guest is checked in to the room.
@@ -129,6 +131,7 @@ pub struct Board {
 #[serde(deny_unknown_fields)]
 pub struct BoardQuery {
     /// Only rooms with this status.
+    #[param(value_type = Option<crate::vocabulary::RoomStatus>)]
     pub status: Option<String>,
     /// Only rooms on this floor.
     pub floor: Option<String>,
@@ -241,7 +244,8 @@ async fn board(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
-    /// clean, dirty, inspected (only from clean) or out_of_service.
+    /// `inspected` only from `clean`; out of order comes with a block.
+    #[schema(value_type = crate::vocabulary::SettableRoomStatus)]
     pub status: String,
     pub note: Option<String>,
 }
@@ -252,6 +256,7 @@ pub struct RoomStatusView {
     pub number: String,
     pub floor: Option<String>,
     pub room_type_code: String,
+    #[schema(value_type = crate::vocabulary::RoomStatus)]
     pub status: String,
     pub previous_status: Option<String>,
     pub status_note: Option<String>,
@@ -290,10 +295,11 @@ async fn change_status(
             format!("must be one of {}", SETTABLE.join(", ")),
         ));
     }
-    let note = body.note.unwrap_or_default();
-    if note.chars().count() > 500 {
-        return Err(ApiError::invalid_field("note", "at most 500 characters"));
-    }
+    let note = crate::property::validate::free_text(
+        "note",
+        body.note.as_deref().unwrap_or_default(),
+        500,
+    )?;
     let actor = principal.actor().label();
     let view = state
         .db
@@ -334,7 +340,8 @@ async fn change_status(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBlock {
-    /// out_of_order (out of inventory) or out_of_service (sellable, flagged).
+    /// `out_of_order` (out of inventory) or `out_of_service` (sellable, flagged).
+    #[schema(value_type = crate::vocabulary::BlockKind)]
     pub kind: String,
     /// First night blocked, YYYY-MM-DD.
     pub from: String,

@@ -38,7 +38,22 @@ pub async fn version_header(req: Request, next: Next) -> Response {
 pub fn complete(doc: &mut OpenApi) {
     doc.info.version = API_VERSION.to_string();
     representation_bodies(doc);
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        // Every `/guests/{id}…` operation reads the profile first: a profile merged away or
+        // erased answers 409 (`guest_merged` with `details.merged_into`, `guest_erased`).
+        if path.starts_with("/guests/{id}") {
+            for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                op.responses.responses.entry("409".into()).or_insert_with(|| {
+                    error_response(
+                        "The profile was merged into another (`guest_merged`, \
+                         `details.merged_into`) or erased (`guest_erased`)",
+                    )
+                });
+            }
+        }
         if let Some(op) = &mut item.get {
             complete_operation(op, true);
         }
@@ -121,6 +136,21 @@ fn representation_bodies(doc: &mut OpenApi) {
     }
 }
 
+/// A response with the one error body.
+fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
 /// The component name a `#/components/schemas/...` reference names.
 fn json_ref(schema: &RefOr<Schema>) -> Option<String> {
     match schema {
@@ -160,19 +190,10 @@ fn complete_operation(op: &mut Operation, is_get: bool) {
         });
     }
     let mut add = |status: &str, description: &str| {
-        op.responses.responses.entry(status.to_string()).or_insert_with(|| {
-            RefOr::T(
-                ResponseBuilder::new()
-                    .description(description)
-                    .content(
-                        "application/json",
-                        utoipa::openapi::ContentBuilder::new()
-                            .schema(Some(Ref::from_schema_name("ErrorBody")))
-                            .build(),
-                    )
-                    .build(),
-            )
-        });
+        op.responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| error_response(description));
     };
     if secured {
         add("401", "No valid access token or API key (`unauthenticated`, `token_expired`, …)");

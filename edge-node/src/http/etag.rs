@@ -94,7 +94,11 @@ pub struct IfMatch(Option<HeaderValue>);
 pub struct IfMatchHeader {
     /// The `ETag` the client last saw; if the resource changed since, the write is refused
     /// with 412 `precondition_failed` and the current representation in `details.current`.
-    #[param(rename = "If-Match")]
+    #[param(
+        rename = "If-Match",
+        nullable = false,
+        pattern = r#"^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$"#
+    )]
     if_match: Option<String>,
 }
 

@@ -21,6 +21,15 @@ pub fn clearable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
     Ok(Some(Option::<String>::deserialize(d)?.unwrap_or_default()))
 }
 
+/// For a field whose `null` means something (clear it), with `#[serde(default,
+/// deserialize_with = "crate::http::wire::present")]`: absent → `None`, anything given,
+/// `null` included, → `Some`.
+pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

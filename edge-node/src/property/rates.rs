@@ -46,7 +46,7 @@ fn new_id() -> String {
 
 // ---- cancellation policies ----------------------------------------------------------------
 
-const FEE_KINDS: [&str; 4] = ["none", "first_night", "percent", "full"];
+pub(crate) const FEE_KINDS: [&str; 4] = ["none", "first_night", "percent", "full"];
 
 /// A cancellation policy to create or change (on create `name` is required).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -55,11 +55,13 @@ pub struct PolicyInput {
     pub name: Option<String>,
     /// Free cancellation until this many hours before the arrival day's check-in (default 24).
     pub free_until_hours: Option<i64>,
-    /// Fee after that: none, first_night (default), percent (of the stay), full.
+    /// Fee after that (default `first_night`; `percent` of the stay).
+    #[schema(value_type = Option<crate::vocabulary::FeeKind>)]
     pub fee_kind: Option<String>,
     /// Basis points of the stay's total for `percent` (1 to 10000).
     pub fee_percent_bp: Option<i64>,
-    /// Fee for a no-show, same kinds (default first_night).
+    /// Fee for a no-show (default `first_night`).
+    #[schema(value_type = Option<crate::vocabulary::FeeKind>)]
     pub no_show_fee_kind: Option<String>,
 }
 
@@ -69,8 +71,10 @@ pub struct PolicyView {
     pub property_id: String,
     pub name: String,
     pub free_until_hours: i64,
+    #[schema(value_type = crate::vocabulary::FeeKind)]
     pub fee_kind: String,
     pub fee_percent_bp: i64,
+    #[schema(value_type = crate::vocabulary::FeeKind)]
     pub no_show_fee_kind: String,
 }
 
@@ -776,7 +780,8 @@ pub struct SetPricesInput {
     pub from: String,
     /// The night after the last one (exclusive), at most 731 nights after `from`.
     pub to: String,
-    /// Only these weekdays: `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`.
+    /// Only these weekdays.
+    #[schema(value_type = Option<Vec<crate::vocabulary::Weekday>>, min_items = 1)]
     pub weekdays: Option<Vec<String>>,
     /// Price of the night in minor units.
     pub price_minor: Option<i64>,
@@ -819,17 +824,13 @@ pub struct PriceNight {
     pub stop_sell: bool,
 }
 
+/// The names `weekdays` takes (`vocabulary::Weekday`).
+pub(crate) const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
 fn weekday(text: &str) -> Option<Weekday> {
-    Some(match text.to_ascii_lowercase().as_str() {
-        "mon" => Weekday::Monday,
-        "tue" => Weekday::Tuesday,
-        "wed" => Weekday::Wednesday,
-        "thu" => Weekday::Thursday,
-        "fri" => Weekday::Friday,
-        "sat" => Weekday::Saturday,
-        "sun" => Weekday::Sunday,
-        _ => return None,
-    })
+    use Weekday::*;
+    let day = WEEKDAYS.iter().position(|d| *d == text)?;
+    [Monday, Tuesday, Wednesday, Thursday, Friday, Saturday, Sunday].get(day).copied()
 }
 
 /// The nights of a rate plan, by room type and night.

@@ -601,7 +601,8 @@ pub struct RoomView {
     pub number: String,
     pub floor: Option<String>,
     pub description: Option<String>,
-    /// Housekeeping status: clean, dirty, inspected, out_of_order, out_of_service.
+    /// Housekeeping status.
+    #[schema(value_type = crate::vocabulary::RoomStatus)]
     pub status: String,
     pub status_note: Option<String>,
 }
@@ -613,8 +614,12 @@ pub struct RoomQuery {
     /// Only rooms of this type.
     pub room_type_id: Option<String>,
     /// Only rooms with this housekeeping status.
+    #[param(value_type = Option<crate::vocabulary::RoomStatus>)]
     pub status: Option<String>,
 }
+
+/// Where an amenity belongs (`vocabulary::AmenityScope`).
+pub(crate) const AMENITY_SCOPES: [&str; 2] = ["property", "room"];
 
 const ROOM_STATUSES: [&str; 5] = ["clean", "dirty", "inspected", "out_of_order", "out_of_service"];
 
@@ -979,7 +984,8 @@ pub struct AmenityInput {
     /// Unique among the property's amenities, e.g. `BALCONY`.
     pub code: String,
     pub name: String,
-    /// `property` or `room` (default).
+    /// Default `room`.
+    #[schema(value_type = Option<crate::vocabulary::AmenityScope>)]
     pub scope: Option<String>,
 }
 
@@ -989,6 +995,7 @@ pub struct AmenityView {
     pub property_id: String,
     pub code: String,
     pub name: String,
+    #[schema(value_type = crate::vocabulary::AmenityScope)]
     pub scope: String,
 }
 
@@ -1051,7 +1058,7 @@ async fn create_amenity(
     let code = validate::code("code", &input.code)?;
     let name = validate::text("name", &input.name, 200)?;
     let scope = input.scope.unwrap_or_else(|| "room".into());
-    if !matches!(scope.as_str(), "property" | "room") {
+    if !AMENITY_SCOPES.contains(&scope.as_str()) {
         return Err(ApiError::invalid_field("scope", "must be property or room"));
     }
     let view = AmenityView { id: new_id(), property_id: id.clone(), code, name, scope };

@@ -67,9 +67,35 @@ pub struct PropertyInput {
     pub city_tax_children: Option<bool>,
     /// How long a tentative reservation is held, 1 to 720 hours.
     pub tentative_hold_hours: Option<i64>,
-    /// `{"points_per_unit": N, "tiers": [{"name": "...", "min_points": N}]}`.
-    #[schema(value_type = Object)]
+    /// How guests earn points here; `null` removes the rule (no points are earned).
+    #[serde(default, deserialize_with = "crate::http::wire::present")]
+    #[schema(value_type = Option<LoyaltyRule>)]
     pub loyalty_rule: Option<Value>,
+}
+
+/// How guests earn loyalty points at a property (checked by `validate::loyalty_rule`: tier
+/// names unique, `min_points` ascending).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct LoyaltyRule {
+    /// Points per major unit of the currency spent, credited at check-out.
+    #[schema(minimum = 0, maximum = 1_000_000)]
+    points_per_unit: i64,
+    /// Tiers by lifetime points, in ascending `min_points`.
+    #[serde(default)]
+    tiers: Vec<LoyaltyTier>,
+}
+
+/// A loyalty tier.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct LoyaltyTier {
+    #[schema(min_length = 1, max_length = 50)]
+    name: String,
+    #[schema(minimum = 0)]
+    min_points: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -88,8 +114,9 @@ pub struct PropertyView {
     /// The day the front desk works on; moves on at end of day.
     pub business_date: String,
     pub tentative_hold_hours: i64,
-    #[schema(value_type = Object)]
-    pub loyalty_rule: Value,
+    /// How guests earn points here; `null` when they earn none.
+    #[schema(value_type = Option<LoyaltyRule>)]
+    pub loyalty_rule: Option<Value>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -100,7 +127,7 @@ fn view(conn: &Connection, p: PropertyRecord) -> Result<PropertyView, ApiError> 
         None => p.business_date.clone(),
     };
     Ok(PropertyView {
-        loyalty_rule: serde_json::from_str(&p.loyalty_rule).unwrap_or(Value::Null),
+        loyalty_rule: serde_json::from_str(&p.loyalty_rule).ok(),
         id: p.id,
         name: p.name,
         timezone: p.timezone,

@@ -119,8 +119,12 @@ pub fn loyalty_rule(value: &Value) -> Result<String, ApiError> {
             .get("name")
             .and_then(Value::as_str)
             .map(str::trim)
-            .filter(|n| !n.is_empty() && n.chars().count() <= 50)
-            .ok_or_else(|| bad("each tier needs a name of 1 to 50 characters"))?;
+            .filter(|n| {
+                !n.is_empty() && n.chars().count() <= 50 && !n.chars().any(char::is_control)
+            })
+            .ok_or_else(|| {
+                bad("each tier needs a name of 1 to 50 characters, no control characters")
+            })?;
         let min = t
             .get("min_points")
             .and_then(Value::as_i64)

@@ -37,7 +37,7 @@ use crate::time::now_ms;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create, list))
+        .routes(routes!(create, list_reservations))
         .routes(routes!(get_one, update, delete_one))
         .routes(routes!(events))
         .routes(routes!(confirm))
@@ -196,10 +196,11 @@ async fn create(
     if body.guest_id.is_none() && body.guest.is_none() {
         return Err(ApiError::invalid_field("guest_id", "required: give guest_id or guest"));
     }
-    let notes = body.notes.clone().unwrap_or_default();
-    if notes.len() > 4000 {
-        return Err(ApiError::invalid_field("notes", "at most 4000 characters"));
-    }
+    let notes = crate::property::validate::free_text(
+        "notes",
+        body.notes.as_deref().unwrap_or_default(),
+        4000,
+    )?;
     let ctx = Ctx::of(&principal);
     let out = state
         .db
@@ -432,8 +433,8 @@ async fn update(
     let (body, read_only) = put.split();
     let arrival = body.arrival.as_deref().map(|a| dates::parse("arrival", a)).transpose()?;
     let departure = body.departure.as_deref().map(|d| dates::parse("departure", d)).transpose()?;
-    if body.notes.as_ref().is_some_and(|n| n.len() > 4000) {
-        return Err(ApiError::invalid_field("notes", "at most 4000 characters"));
+    if let Some(notes) = &body.notes {
+        crate::property::validate::free_text("notes", notes, 4000)?;
     }
     let ctx = Ctx::of(&principal);
     let view = state
@@ -740,7 +741,7 @@ pub struct CancelBody {
 /// reservations cancel free). The fee is in `cancellation_fee_minor`.
 #[utoipa::path(post, path = "/reservations/{id}/cancel", tag = "reservations", security(("bearer" = [])),
     params(("id" = String, Path, description = "Reservation id")),
-    request_body(content = CancelBody, description = "Optional"),
+    request_body(content = Option<CancelBody>, description = "Optional"),
     responses(
         (status = 200, description = "Cancelled", body = ReservationView),
         (status = 409, description = "invalid_state", body = ErrorBody),
@@ -752,10 +753,11 @@ async fn cancel(
     bytes: Bytes,
 ) -> Result<Json<ReservationView>, ApiError> {
     let body: CancelBody = optional_body(&bytes)?;
-    let reason = body.reason.unwrap_or_default();
-    if reason.len() > 500 {
-        return Err(ApiError::invalid_field("reason", "at most 500 characters"));
-    }
+    let reason = crate::property::validate::free_text(
+        "reason",
+        body.reason.as_deref().unwrap_or_default(),
+        500,
+    )?;
     act(&state, &principal, id, "cancel", "reservation_cancelled", move |tx, settings, r, ctx| {
         let fee = if r.status == states::CONFIRMED {
             store::fee(tx, settings, r, ctx.now, FeeFor::Cancellation)?
@@ -787,7 +789,7 @@ pub struct RoomBody {
 /// `room_unavailable`).
 #[utoipa::path(post, path = "/reservations/{id}/check-in", tag = "reservations", security(("bearer" = [])),
     params(("id" = String, Path, description = "Reservation id")),
-    request_body(content = RoomBody, description = "Optional"),
+    request_body(content = Option<RoomBody>, description = "Optional"),
     responses(
         (status = 200, description = "Checked in", body = ReservationView),
         (status = 409, description = "invalid_state, not_arrival_day, room_not_ready, room_unavailable, no_room_ready", body = ErrorBody),
@@ -1130,6 +1132,7 @@ async fn unassign_room(
 pub struct ListQuery {
     /// Default: all of the caller's properties.
     pub property_id: Option<String>,
+    #[param(value_type = Option<crate::vocabulary::ReservationStatus>)]
     pub status: Option<String>,
     /// Exact arrival date.
     pub arrival: Option<String>,
@@ -1155,7 +1158,7 @@ pub struct ListQuery {
         (status = 200, description = "A page of reservations", body = Page<ReservationView>),
         (status = 422, description = "A parameter is invalid", body = ErrorBody),
     ))]
-async fn list(
+async fn list_reservations(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::ReservationRead>,
     ApiQuery(query): ApiQuery<ListQuery>,

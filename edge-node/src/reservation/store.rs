@@ -138,6 +138,7 @@ pub struct ReservationView {
     pub group_id: Option<String>,
     pub confirmation_code: String,
     /// tentative, confirmed, checked_in, checked_out, cancelled, no_show, waitlisted.
+    #[schema(value_type = crate::vocabulary::ReservationStatus)]
     pub status: String,
     pub room_type_id: String,
     /// null when no room is assigned.
