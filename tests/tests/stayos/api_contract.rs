@@ -533,7 +533,7 @@ async fn no_value_is_null_never_an_empty_string_and_null_clears_a_text_field() {
         format!("/guests/{gid}"),
         format!("/guests/{gid}/preferences"),
         format!("/guests/{gid}/history"),
-        format!("/guests?q=tur"),
+        "/guests?q=tur".to_string(),
         format!("/reservations/{rid}"),
         "/reservations".to_string(),
         "/audit".to_string(),
