@@ -52,3 +52,4 @@ echo "== lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests"
 cargo test --workspace --locked
+bash tests/contract/schemathesis.sh
