@@ -110,7 +110,15 @@ pub fn presented_password(name: &str, raw: String) -> Result<String, ApiError> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 254,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]+@[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.]([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "name@hotel.example"
+    )]
     pub email: String,
+    /// At most 1024 bytes.
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
 }
 
@@ -144,6 +152,11 @@ pub enum LoginResponse {
 #[serde(deny_unknown_fields)]
 pub struct VerifyMfaRequest {
     pub mfa_token: String,
+    /// The 6-digit code from the authenticator app (spaces between digits allowed).
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([0-9][\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*){6}$",
+        example = "123456"
+    )]
     pub code: String,
 }
 
@@ -156,12 +169,28 @@ pub struct RefreshRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 254,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]+@[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.]([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000@.])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "name@hotel.example"
+    )]
     pub email: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: String,
+    /// 12 to 128 characters, no control characters, and not easily guessed (zxcvbn score 3
+    /// of 4, counting the person's e-mail and name as known words): a passphrase of
+    /// unrelated words is best.
+    #[schema(min_length = 12, max_length = 128, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub password: String,
     pub role: Role,
     /// Property ids the account works at; defaults to the caller's properties.
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub properties: Option<Vec<String>>,
 }
 
@@ -173,6 +202,7 @@ pub struct UpdateStaffRequest {
     pub role: Option<Role>,
     /// The complete new list of property ids the account works at.
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub properties: Option<Vec<String>>,
 }
 
@@ -219,13 +249,23 @@ pub struct MfaSetupResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MfaCodeRequest {
+    /// The 6-digit code from the authenticator app (spaces between digits allowed).
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([0-9][\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*){6}$",
+        example = "123456"
+    )]
     pub code: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
+    /// At most 1024 bytes.
+    #[schema(min_length = 1, max_length = 1024)]
     pub current_password: String,
+    /// 12 to 128 characters, no control characters, and not easily guessed (zxcvbn score 3
+    /// of 4): a passphrase of unrelated words is best.
+    #[schema(min_length = 12, max_length = 128, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub new_password: String,
 }
 
@@ -244,10 +284,16 @@ pub struct SessionView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: String,
     pub role: Role,
     /// Property ids the key may act on; defaults to the creator's properties.
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub properties: Option<Vec<String>>,
 }
 

@@ -18,10 +18,21 @@ pub const KINDS: &[&str] = &["passport", "id_card", "driving_licence", "residenc
 pub struct DocumentInput {
     #[schema(value_type = crate::vocabulary::DocumentKind)]
     pub kind: String,
+    /// 4 to 30 letters, digits, spaces or `-`.
+    #[schema(
+        min_length = 4,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9-][A-Za-z0-9 -]{2,28}[A-Za-z0-9-][\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "X1234567"
+    )]
     pub number: String,
     /// ISO 3166-1 alpha-2.
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z]{2}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "DE"
+    )]
     pub issuing_country: String,
     /// `YYYY-MM-DD`; an expired document is refused.
+    #[schema(format = Date)]
     pub expires_on: String,
     /// The stay it was shown for (a reservation of this guest).
     #[serde(default)]

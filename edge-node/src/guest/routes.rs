@@ -654,10 +654,36 @@ async fn enroll(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentRequest {
-    /// Points to add (positive) or take away (negative); not zero.
+    /// Points to add (positive) or take away (negative): 1 to 10000 either way, not zero.
+    #[schema(schema_with = adjustment_points)]
     pub points: i64,
-    /// Why, for the ledger (required).
+    /// Why, for the ledger (required): 1 to 200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub reason: String,
+}
+
+/// `points` of an adjustment: -10000 to -1 or 1 to 10000.
+fn adjustment_points() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    let range = |lo: i64, hi: i64| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(lo))
+            .maximum(Some(hi))
+    };
+    OneOfBuilder::new()
+        .item(range(-MAX_ADJUSTMENT_POINTS, -1))
+        .item(range(1, MAX_ADJUSTMENT_POINTS))
+        .description(Some(
+            "Points to add (positive) or take away (negative): 1 to 10000 either way, not zero.",
+        ))
+        .build()
+        .into()
 }
 
 /// Add or take away points by hand, with a reason. The balance never goes below zero (409

@@ -247,6 +247,10 @@ pub struct StatusChange {
     /// `inspected` only from `clean`; out of order comes with a block.
     #[schema(value_type = crate::vocabulary::SettableRoomStatus)]
     pub status: String,
+    #[schema(
+        max_length = 500,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
+    )]
     pub note: Option<String>,
 }
 
@@ -344,9 +348,17 @@ pub struct NewBlock {
     #[schema(value_type = crate::vocabulary::BlockKind)]
     pub kind: String,
     /// First night blocked, YYYY-MM-DD.
+    #[schema(format = Date)]
     pub from: String,
     /// First night no longer blocked (exclusive), YYYY-MM-DD.
+    #[schema(format = Date)]
     pub to: String,
+    /// Why the room is blocked: 1 to 500 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub reason: String,
 }
 
@@ -467,8 +479,10 @@ async fn create_block(
 #[serde(deny_unknown_fields)]
 pub struct BlocksQuery {
     /// Blocks holding on or after this night (default: the business date).
+    #[param(format = Date)]
     pub from: Option<String>,
     /// Blocks starting before this night (default: a year after `from`).
+    #[param(format = Date)]
     pub to: Option<String>,
 }
 

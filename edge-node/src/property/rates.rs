@@ -48,21 +48,67 @@ fn new_id() -> String {
 
 pub(crate) const FEE_KINDS: [&str; 4] = ["none", "first_night", "percent", "full"];
 
-/// A cancellation policy to create or change (on create `name` is required).
+/// A cancellation policy to change: only the given fields change (a new policy is a
+/// [`PolicyCreate`]).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyInput {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: Option<String>,
     /// Free cancellation until this many hours before the arrival day's check-in (default 24).
+    #[schema(minimum = 0, maximum = 8784)]
     pub free_until_hours: Option<i64>,
     /// Fee after that (default `first_night`; `percent` of the stay).
     #[schema(value_type = Option<crate::vocabulary::FeeKind>)]
     pub fee_kind: Option<String>,
-    /// Basis points of the stay's total for `percent` (1 to 10000).
+    /// Basis points of the stay's total for `percent` (1 to 10000; 0 when no fee kind is
+    /// `percent`).
+    #[schema(minimum = 0, maximum = 10_000)]
     pub fee_percent_bp: Option<i64>,
     /// Fee for a no-show (default `first_night`).
     #[schema(value_type = Option<crate::vocabulary::FeeKind>)]
     pub no_show_fee_kind: Option<String>,
+}
+
+/// A new cancellation policy: `name` is required.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyCreate {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
+    pub name: String,
+    /// Free cancellation until this many hours before the arrival day's check-in (default 24).
+    #[schema(minimum = 0, maximum = 8784)]
+    pub free_until_hours: Option<i64>,
+    /// Fee after that (default `first_night`; `percent` of the stay).
+    #[schema(value_type = Option<crate::vocabulary::FeeKind>)]
+    pub fee_kind: Option<String>,
+    /// Basis points of the stay's total for `percent` (1 to 10000; 0 when no fee kind is
+    /// `percent`).
+    #[schema(minimum = 0, maximum = 10_000)]
+    pub fee_percent_bp: Option<i64>,
+    /// Fee for a no-show (default `first_night`).
+    #[schema(value_type = Option<crate::vocabulary::FeeKind>)]
+    pub no_show_fee_kind: Option<String>,
+}
+
+impl From<PolicyCreate> for PolicyInput {
+    fn from(c: PolicyCreate) -> Self {
+        PolicyInput {
+            name: Some(c.name),
+            free_until_hours: c.free_until_hours,
+            fee_kind: c.fee_kind,
+            fee_percent_bp: c.fee_percent_bp,
+            no_show_fee_kind: c.no_show_fee_kind,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -211,7 +257,7 @@ async fn list_policies(
 #[utoipa::path(post, path = "/properties/{id}/cancellation-policies", tag = "rates",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Property id")),
-    request_body = PolicyInput,
+    request_body = PolicyCreate,
     responses(
         (status = 201, description = "Policy created", body = PolicyView),
         (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
@@ -222,10 +268,10 @@ async fn create_policy(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(input): ApiJson<PolicyInput>,
+    ApiJson(input): ApiJson<PolicyCreate>,
 ) -> Result<(StatusCode, Json<PolicyView>), ApiError> {
     access::ensure(&principal, &id)?;
-    validate::required("name", input.name.as_ref())?;
+    let input = PolicyInput::from(input);
     let mut p = PolicyView {
         id: new_id(),
         property_id: id.clone(),
@@ -387,25 +433,90 @@ async fn delete_policy(
 
 // ---- rate plans ---------------------------------------------------------------------------
 
-/// A rate plan to create or change (on create `code`, `name` and `cancellation_policy_id`
-/// are required).
+/// A rate plan to change: only the given fields change (a new rate plan is a
+/// [`RatePlanCreate`]).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RatePlanInput {
     /// Unique among the property's rate plans, e.g. `FLEX`.
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9_-]{1,20}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "FLEX"
+    )]
     pub code: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
+    )]
     pub description: Option<String>,
     /// A cancellation policy of the same property.
     pub cancellation_policy_id: Option<String>,
     pub breakfast_included: Option<bool>,
     /// Per adult-night above the room type's base occupancy, minor units.
+    #[schema(minimum = 0, maximum = 100_000_000)]
     pub extra_adult_minor: Option<i64>,
     /// Per child-night above the base occupancy, minor units.
+    #[schema(minimum = 0, maximum = 100_000_000)]
     pub extra_child_minor: Option<i64>,
     /// Inactive plans are not sold (default true).
     pub active: Option<bool>,
+}
+
+/// A new rate plan: `code`, `name` and `cancellation_policy_id` are required.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RatePlanCreate {
+    /// Unique among the property's rate plans, e.g. `FLEX`.
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9_-]{1,20}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "FLEX"
+    )]
+    pub code: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
+    pub name: String,
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
+    )]
+    pub description: Option<String>,
+    /// A cancellation policy of the same property.
+    pub cancellation_policy_id: String,
+    pub breakfast_included: Option<bool>,
+    /// Per adult-night above the room type's base occupancy, minor units.
+    #[schema(minimum = 0, maximum = 100_000_000)]
+    pub extra_adult_minor: Option<i64>,
+    /// Per child-night above the base occupancy, minor units.
+    #[schema(minimum = 0, maximum = 100_000_000)]
+    pub extra_child_minor: Option<i64>,
+    /// Inactive plans are not sold (default true).
+    pub active: Option<bool>,
+}
+
+impl From<RatePlanCreate> for RatePlanInput {
+    fn from(c: RatePlanCreate) -> Self {
+        RatePlanInput {
+            code: Some(c.code),
+            name: Some(c.name),
+            description: c.description,
+            cancellation_policy_id: Some(c.cancellation_policy_id),
+            breakfast_included: c.breakfast_included,
+            extra_adult_minor: c.extra_adult_minor,
+            extra_child_minor: c.extra_child_minor,
+            active: c.active,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -587,7 +698,7 @@ async fn list_rate_plans(
 /// Create a rate plan.
 #[utoipa::path(post, path = "/properties/{id}/rate-plans", tag = "rates", security(("bearer" = [])),
     params(("id" = String, Path, description = "Property id")),
-    request_body = RatePlanInput,
+    request_body = RatePlanCreate,
     responses(
         (status = 201, description = "Rate plan created", body = RatePlanView),
         (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
@@ -599,12 +710,10 @@ async fn create_rate_plan(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(input): ApiJson<RatePlanInput>,
+    ApiJson(input): ApiJson<RatePlanCreate>,
 ) -> Result<(StatusCode, Json<RatePlanView>), ApiError> {
     access::ensure(&principal, &id)?;
-    validate::required("code", input.code.as_ref())?;
-    validate::required("name", input.name.as_ref())?;
-    validate::required("cancellation_policy_id", input.cancellation_policy_id.as_ref())?;
+    let input = RatePlanInput::from(input);
     let mut p = RatePlanView {
         id: new_id(),
         property_id: id.clone(),
@@ -777,17 +886,22 @@ async fn delete_rate_plan(
 pub struct SetPricesInput {
     pub room_type_id: String,
     /// First night, `YYYY-MM-DD`.
+    #[schema(format = Date)]
     pub from: String,
     /// The night after the last one (exclusive), at most 731 nights after `from`.
+    #[schema(format = Date)]
     pub to: String,
     /// Only these weekdays.
     #[schema(value_type = Option<Vec<crate::vocabulary::Weekday>>, min_items = 1)]
     pub weekdays: Option<Vec<String>>,
     /// Price of the night in minor units.
+    #[schema(minimum = 0, maximum = 100_000_000_000_i64)]
     pub price_minor: Option<i64>,
     /// Minimum stay in nights for an arrival that night (0 = none).
+    #[schema(minimum = 0, maximum = 731)]
     pub min_stay: Option<i64>,
     /// Maximum stay in nights for an arrival that night (0 = none).
+    #[schema(minimum = 0, maximum = 731)]
     pub max_stay: Option<i64>,
     pub closed_to_arrival: Option<bool>,
     pub closed_to_departure: Option<bool>,
@@ -807,8 +921,10 @@ pub struct PricesQuery {
     /// Only this room type.
     pub room_type_id: Option<String>,
     /// First night, `YYYY-MM-DD`.
+    #[param(format = Date)]
     pub from: String,
     /// The night after the last one (exclusive).
+    #[param(format = Date)]
     pub to: String,
 }
 

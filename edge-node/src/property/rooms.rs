@@ -62,29 +62,108 @@ struct RoomTypeRecord {
     sort_order: i64,
 }
 
-/// A room type to create or change (on create `code` and `name` are required; on update
-/// only the given fields change).
+/// A room type to change: only the given fields change (a new room type is a
+/// [`RoomTypeCreate`]).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoomTypeInput {
     /// Short code, unique among the property's room types, e.g. `DBL`.
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9_-]{1,20}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "DBL"
+    )]
     pub code: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
+    )]
     pub description: Option<String>,
     /// Guests included in the price (default 2).
+    #[schema(minimum = 1, maximum = 50)]
     pub base_occupancy: Option<i64>,
     /// Default 2.
+    #[schema(minimum = 1, maximum = 50)]
     pub max_adults: Option<i64>,
     /// Default 0.
+    #[schema(minimum = 0, maximum = 50)]
     pub max_children: Option<i64>,
     /// Default max_adults + max_children.
+    #[schema(minimum = 1, maximum = 100)]
     pub max_occupancy: Option<i64>,
     /// Rooms that may be sold beyond the physical ones per night (default 0).
+    #[schema(minimum = 0, maximum = 1000)]
     pub overbooking_allowance: Option<i64>,
+    #[schema(minimum = -100_000, maximum = 100_000)]
     pub sort_order: Option<i64>,
     /// Amenities of the property this type offers (replaces the list).
     pub amenity_ids: Option<Vec<String>>,
+}
+
+/// A new room type: `code` and `name` are required.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoomTypeCreate {
+    /// Short code, unique among the property's room types, e.g. `DBL`.
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9_-]{1,20}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "DBL"
+    )]
+    pub code: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
+    pub name: String,
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
+    )]
+    pub description: Option<String>,
+    /// Guests included in the price (default 2).
+    #[schema(minimum = 1, maximum = 50)]
+    pub base_occupancy: Option<i64>,
+    /// Default 2.
+    #[schema(minimum = 1, maximum = 50)]
+    pub max_adults: Option<i64>,
+    /// Default 0.
+    #[schema(minimum = 0, maximum = 50)]
+    pub max_children: Option<i64>,
+    /// Default max_adults + max_children.
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_occupancy: Option<i64>,
+    /// Rooms that may be sold beyond the physical ones per night (default 0).
+    #[schema(minimum = 0, maximum = 1000)]
+    pub overbooking_allowance: Option<i64>,
+    #[schema(minimum = -100_000, maximum = 100_000)]
+    pub sort_order: Option<i64>,
+    /// Amenities of the property this type offers.
+    pub amenity_ids: Option<Vec<String>>,
+}
+
+impl From<RoomTypeCreate> for RoomTypeInput {
+    fn from(c: RoomTypeCreate) -> Self {
+        RoomTypeInput {
+            code: Some(c.code),
+            name: Some(c.name),
+            description: c.description,
+            base_occupancy: c.base_occupancy,
+            max_adults: c.max_adults,
+            max_children: c.max_children,
+            max_occupancy: c.max_occupancy,
+            overbooking_allowance: c.overbooking_allowance,
+            sort_order: c.sort_order,
+            amenity_ids: c.amenity_ids,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -357,7 +436,7 @@ async fn list_room_types(
 /// Create a room type.
 #[utoipa::path(post, path = "/properties/{id}/room-types", tag = "properties", security(("bearer" = [])),
     params(("id" = String, Path, description = "Property id")),
-    request_body = RoomTypeInput,
+    request_body = RoomTypeCreate,
     responses(
         (status = 201, description = "Room type created", body = RoomTypeView),
         (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
@@ -369,11 +448,10 @@ async fn create_room_type(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(input): ApiJson<RoomTypeInput>,
+    ApiJson(input): ApiJson<RoomTypeCreate>,
 ) -> Result<(StatusCode, Json<RoomTypeView>), ApiError> {
     access::ensure(&principal, &id)?;
-    validate::required("code", input.code.as_ref())?;
-    validate::required("name", input.name.as_ref())?;
+    let input = RoomTypeInput::from(input);
     let mut t = RoomTypeRecord {
         id: new_id(),
         property_id: id.clone(),
@@ -578,18 +656,71 @@ struct RoomRecord {
     status: String,
 }
 
-/// A room to create or change (on create `number` and `room_type_id` are required).
+/// A room to change: only the given fields change (a new room is a [`RoomCreate`]).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoomInput {
     /// Unique among the property's rooms, e.g. `101`.
+    #[schema(
+        min_length = 1,
+        max_length = 20,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "101"
+    )]
     pub number: Option<String>,
     /// A room type of the same property.
     pub room_type_id: Option<String>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
+    #[schema(
+        max_length = 20,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
+    )]
     pub floor: Option<String>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
+    )]
     pub description: Option<String>,
+}
+
+/// A new room: `number` and `room_type_id` are required.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoomCreate {
+    /// Unique among the property's rooms, e.g. `101`.
+    #[schema(
+        min_length = 1,
+        max_length = 20,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "101"
+    )]
+    pub number: String,
+    /// A room type of the same property.
+    pub room_type_id: String,
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
+    #[schema(
+        max_length = 20,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
+    )]
+    pub floor: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
+    )]
+    pub description: Option<String>,
+}
+
+impl From<RoomCreate> for RoomInput {
+    fn from(c: RoomCreate) -> Self {
+        RoomInput {
+            number: Some(c.number),
+            room_type_id: Some(c.room_type_id),
+            floor: c.floor,
+            description: c.description,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -800,7 +931,7 @@ async fn list_rooms(
 /// Add a room. Its nights become sellable at once; the type's waitlist is promoted.
 #[utoipa::path(post, path = "/properties/{id}/rooms", tag = "properties", security(("bearer" = [])),
     params(("id" = String, Path, description = "Property id")),
-    request_body = RoomInput,
+    request_body = RoomCreate,
     responses(
         (status = 201, description = "Room created", body = RoomView),
         (status = 403, description = "The caller's role does not allow this", body = ErrorBody),
@@ -812,11 +943,10 @@ async fn create_room(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyManage>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(input): ApiJson<RoomInput>,
+    ApiJson(input): ApiJson<RoomCreate>,
 ) -> Result<(StatusCode, Json<RoomView>), ApiError> {
     access::ensure(&principal, &id)?;
-    validate::required("number", input.number.as_ref())?;
-    validate::required("room_type_id", input.room_type_id.as_ref())?;
+    let input = RoomInput::from(input);
     let mut r = RoomRecord {
         id: new_id(),
         property_id: id.clone(),
@@ -982,7 +1112,16 @@ async fn delete_room(
 #[serde(deny_unknown_fields)]
 pub struct AmenityInput {
     /// Unique among the property's amenities, e.g. `BALCONY`.
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9_-]{1,20}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "BALCONY"
+    )]
     pub code: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: String,
     /// Default `room`.
     #[schema(value_type = Option<crate::vocabulary::AmenityScope>)]

@@ -41,36 +41,127 @@ pub(super) fn live_property(conn: &Connection, id: &str) -> Result<access::Setti
     access::settings(conn, id)?.ok_or_else(|| ApiError::not_found("property"))
 }
 
-/// A property's settings to create or change; on create `name`, `timezone` and `currency`
-/// are required, on update every field is optional and only the given ones change.
+/// A property's settings to change: every field is optional and only the given ones change
+/// (a new property is a [`PropertyCreate`]).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PropertyInput {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub name: Option<String>,
     /// IANA time zone, e.g. `Europe/Vienna`.
+    #[schema(
+        min_length = 1,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z][A-Za-z0-9/_+-]*[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "Europe/Vienna"
+    )]
     pub timezone: Option<String>,
     /// ISO 4217 code, e.g. `EUR`.
+    #[schema(pattern = r"^[A-Z]{3}$", example = "EUR")]
     pub currency: Option<String>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
+    #[schema(
+        max_length = 500,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
+    )]
     pub address: Option<String>,
     /// `HH:MM`.
+    #[schema(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "15:00")]
     pub check_in_time: Option<String>,
     /// `HH:MM`.
+    #[schema(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "11:00")]
     pub check_out_time: Option<String>,
     /// VAT in basis points (1000 = 10 %), 0 to 10000.
+    #[schema(minimum = 0, maximum = 10_000)]
     pub vat_rate_bp: Option<i64>,
     /// Whether prices include VAT.
     pub vat_inclusive: Option<bool>,
     /// City tax per person-night in minor units.
+    #[schema(minimum = 0, maximum = 100_000_000)]
     pub city_tax_minor: Option<i64>,
     /// Whether children pay city tax too.
     pub city_tax_children: Option<bool>,
     /// How long a tentative reservation is held, 1 to 720 hours.
+    #[schema(minimum = 1, maximum = 720)]
     pub tentative_hold_hours: Option<i64>,
     /// How guests earn points here; `null` removes the rule (no points are earned).
     #[serde(default, deserialize_with = "crate::http::wire::present")]
     #[schema(value_type = Option<LoyaltyRule>)]
     pub loyalty_rule: Option<Value>,
+}
+
+/// A new property: `name`, `timezone` and `currency` are required; the other settings take
+/// their defaults when left out.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PropertyCreate {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
+    pub name: String,
+    /// IANA time zone, e.g. `Europe/Vienna`.
+    #[schema(
+        min_length = 1,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z][A-Za-z0-9/_+-]*[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        example = "Europe/Vienna"
+    )]
+    pub timezone: String,
+    /// ISO 4217 code, e.g. `EUR`.
+    #[schema(pattern = r"^[A-Z]{3}$", example = "EUR")]
+    pub currency: String,
+    #[serde(default, deserialize_with = "crate::http::wire::clearable")]
+    #[schema(
+        max_length = 500,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
+    )]
+    pub address: Option<String>,
+    /// `HH:MM` (default `15:00`).
+    #[schema(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "15:00")]
+    pub check_in_time: Option<String>,
+    /// `HH:MM` (default `11:00`).
+    #[schema(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "11:00")]
+    pub check_out_time: Option<String>,
+    /// VAT in basis points (1000 = 10 %), 0 to 10000.
+    #[schema(minimum = 0, maximum = 10_000)]
+    pub vat_rate_bp: Option<i64>,
+    /// Whether prices include VAT.
+    pub vat_inclusive: Option<bool>,
+    /// City tax per person-night in minor units.
+    #[schema(minimum = 0, maximum = 100_000_000)]
+    pub city_tax_minor: Option<i64>,
+    /// Whether children pay city tax too.
+    pub city_tax_children: Option<bool>,
+    /// How long a tentative reservation is held, 1 to 720 hours.
+    #[schema(minimum = 1, maximum = 720)]
+    pub tentative_hold_hours: Option<i64>,
+    /// How guests earn points here; `null` or left out: no points are earned.
+    #[serde(default, deserialize_with = "crate::http::wire::present")]
+    #[schema(value_type = Option<LoyaltyRule>)]
+    pub loyalty_rule: Option<Value>,
+}
+
+impl From<PropertyCreate> for PropertyInput {
+    fn from(c: PropertyCreate) -> Self {
+        PropertyInput {
+            name: Some(c.name),
+            timezone: Some(c.timezone),
+            currency: Some(c.currency),
+            address: c.address,
+            check_in_time: c.check_in_time,
+            check_out_time: c.check_out_time,
+            vat_rate_bp: c.vat_rate_bp,
+            vat_inclusive: c.vat_inclusive,
+            city_tax_minor: c.city_tax_minor,
+            city_tax_children: c.city_tax_children,
+            tentative_hold_hours: c.tentative_hold_hours,
+            loyalty_rule: c.loyalty_rule,
+        }
+    }
 }
 
 /// How guests earn loyalty points at a property (checked by `validate::loyalty_rule`: tier
@@ -259,7 +350,7 @@ async fn list_properties(
 /// not create properties. A node enrolled with the hub serves exactly the property it is
 /// enrolled for, so there this answers 409 `node_enrolled`.
 #[utoipa::path(post, path = "/properties", tag = "properties", security(("bearer" = [])),
-    request_body = PropertyInput,
+    request_body = PropertyCreate,
     responses(
         (status = 201, description = "Property created", body = PropertyView),
         (status = 403, description = "Not an owner, or an API key", body = ErrorBody),
@@ -269,13 +360,11 @@ async fn list_properties(
 async fn create_property(
     State(state): State<AppState>,
     Authorized(principal, _): Authorized<perm::PropertyAdmin>,
-    ApiJson(input): ApiJson<PropertyInput>,
+    ApiJson(input): ApiJson<PropertyCreate>,
 ) -> Result<(StatusCode, Json<PropertyView>), ApiError> {
     let (staff_id, _) = principal.staff_session()?;
     let staff_id = staff_id.to_string();
-    validate::required("name", input.name.as_ref())?;
-    validate::required("timezone", input.timezone.as_ref())?;
-    validate::required("currency", input.currency.as_ref())?;
+    let input = PropertyInput::from(input);
     let now = now_ms();
     let mut p = PropertyRecord::new(uuid::Uuid::now_v7().to_string(), now);
     apply(&mut p, input)?;

@@ -1,16 +1,12 @@
-//! Input checks of the property service: each failure is a 422 naming the field. Request
-//! bodies are patches (every field optional); `set` applies a checked value to a record and
-//! remembers which fields really changed, for the audit trail.
+//! Input checks of the property service: each failure is a 422 naming the field. Update
+//! bodies are patches (every field optional; a create's required fields are required by its
+//! own wire type, so serde names a missing one); `set` applies a checked value to a record
+//! and remembers which fields really changed, for the audit trail.
 
 use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::http::error::ApiError;
-
-/// A required field of a create request.
-pub fn required<T>(field: &str, value: Option<T>) -> Result<T, ApiError> {
-    value.ok_or_else(|| ApiError::invalid_field(field, "is required"))
-}
 
 /// Trimmed, non-empty text of at most `max` characters.
 pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {

@@ -38,12 +38,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct AvailabilityQuery {
     /// First night, YYYY-MM-DD.
+    #[param(format = Date)]
     pub from: String,
     /// The day after the last night (the departure); default the day after `from`.
+    #[param(format = Date)]
     pub to: Option<String>,
     /// Default 1.
+    #[param(minimum = 1, maximum = 50)]
     pub adults: Option<i64>,
     /// Default 0.
+    #[param(minimum = 0, maximum = 50)]
     pub children: Option<i64>,
 }
 

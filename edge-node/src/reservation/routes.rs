@@ -65,8 +65,10 @@ pub struct GroupRoom {
     pub room_type_id: String,
     pub rate_plan_id: String,
     /// Default 1.
+    #[schema(minimum = 1)]
     pub adults: Option<i64>,
     /// Default 0.
+    #[schema(minimum = 0)]
     pub children: Option<i64>,
 }
 
@@ -79,16 +81,24 @@ pub struct CreateReservation {
     pub room_type_id: Option<String>,
     pub rate_plan_id: Option<String>,
     /// YYYY-MM-DD, not before the property's business date.
+    #[schema(format = Date)]
     pub arrival: String,
     /// YYYY-MM-DD, after the arrival, at most 365 nights later.
+    #[schema(format = Date)]
     pub departure: String,
     /// Default 1.
+    #[schema(minimum = 1)]
     pub adults: Option<i64>,
     /// Default 0.
+    #[schema(minimum = 0)]
     pub children: Option<i64>,
     /// An existing guest profile; or give `guest` to create one.
     pub guest_id: Option<String>,
     pub guest: Option<GuestInput>,
+    #[schema(
+        max_length = 4000,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
+    )]
     pub notes: Option<String>,
     /// A tentative reservation holds its rooms until `hold_expires_at` (property's
     /// `tentative_hold_hours`), then is cancelled unless confirmed. Default false.
@@ -96,6 +106,8 @@ pub struct CreateReservation {
     /// When the type is full, take the reservation on the waitlist (status `waitlisted`)
     /// instead of a 409. Default false; single reservations only.
     pub waitlist_if_full: Option<bool>,
+    /// The rooms of a group booking, 1 to 100.
+    #[schema(min_items = 1, max_items = 100)]
     pub rooms: Option<Vec<GroupRoom>>,
 }
 
@@ -388,13 +400,21 @@ async fn get_one(
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateReservation {
+    #[schema(format = Date)]
     pub arrival: Option<String>,
+    #[schema(format = Date)]
     pub departure: Option<String>,
     pub room_type_id: Option<String>,
     pub rate_plan_id: Option<String>,
+    #[schema(minimum = 1)]
     pub adults: Option<i64>,
+    #[schema(minimum = 0)]
     pub children: Option<i64>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
+    #[schema(
+        max_length = 4000,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
+    )]
     pub notes: Option<String>,
 }
 
@@ -732,6 +752,10 @@ async fn confirm(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
+    #[schema(
+        max_length = 500,
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
+    )]
     pub reason: Option<String>,
 }
 
@@ -1135,8 +1159,10 @@ pub struct ListQuery {
     #[param(value_type = Option<crate::vocabulary::ReservationStatus>)]
     pub status: Option<String>,
     /// Exact arrival date.
+    #[param(format = Date)]
     pub arrival: Option<String>,
     /// Exact departure date.
+    #[param(format = Date)]
     pub departure: Option<String>,
     /// Only checked-in reservations.
     pub in_house: Option<bool>,
