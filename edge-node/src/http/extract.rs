@@ -17,7 +17,7 @@ pub struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + utoipa::ToSchema,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -63,8 +63,13 @@ fn has_json_content_type(req: &Request) -> bool {
 /// The body is read into a `serde_json::Value` first, so a type error deep inside (an enum
 /// given `{}`) is reported as a data error at its path rather than as a syntax error, and a
 /// number JSON Schema calls an integer (`643.0`) is one.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    from_object(parse_object(bytes)?)
+pub fn parse_json<T: DeserializeOwned + utoipa::ToSchema>(bytes: &[u8]) -> Result<T, ApiError> {
+    let body = serde_json::Value::Object(parse_object(bytes)?);
+    super::shape::check::<T>(&body)?;
+    match body {
+        serde_json::Value::Object(map) => from_object(map),
+        _ => unreachable!("parse_object gives an object"),
+    }
 }
 
 /// A request body as a JSON object: 400 `malformed_json` unless it is JSON, 422 naming
@@ -252,7 +257,7 @@ where
 mod tests {
     use super::*;
 
-    #[derive(Debug, serde::Deserialize)]
+    #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Login {
@@ -288,7 +293,7 @@ mod tests {
         }
     }
 
-    #[derive(Debug, serde::Deserialize)]
+    #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Register {
@@ -296,7 +301,7 @@ mod tests {
         nights: u32,
     }
 
-    #[derive(Debug, serde::Deserialize)]
+    #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
     #[serde(rename_all = "snake_case")]
     #[allow(dead_code)]
     enum Kind {

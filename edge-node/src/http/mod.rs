@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod ops;
 pub mod ratelimit;
 pub mod representation;
+pub mod shape;
 pub mod wire;
 
 use std::time::Duration;

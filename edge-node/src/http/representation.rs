@@ -37,8 +37,12 @@ fn writable<T: PartialSchema>() -> Vec<String> {
 impl<T: DeserializeOwned + PartialSchema> Representation<T> {
     /// Splits a body into the writable fields (parsed as `T`, every error naming its field)
     /// and the others.
-    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
+    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError>
+    where
+        T: utoipa::ToSchema,
+    {
         let mut body = parse_object(bytes)?;
+        super::shape::check::<T>(&Value::Object(body.clone()))?;
         let names = writable::<T>();
         let mut read_only = Map::new();
         for key in body.keys().filter(|k| !names.contains(k)).cloned().collect::<Vec<_>>() {
@@ -98,7 +102,7 @@ fn same(a: &Value, b: &Value) -> bool {
 
 impl<T, S> FromRequest<S> for Representation<T>
 where
-    T: DeserializeOwned + PartialSchema,
+    T: DeserializeOwned + PartialSchema + utoipa::ToSchema,
     S: Send + Sync,
 {
     type Rejection = ApiError;

@@ -724,7 +724,9 @@ where
 }
 
 /// An optional JSON body: empty → `T::default()`.
-fn optional_body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
+fn optional_body<T: DeserializeOwned + Default + utoipa::ToSchema>(
+    bytes: &Bytes,
+) -> Result<T, ApiError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) { Ok(T::default()) } else { parse_json(bytes) }
 }
 

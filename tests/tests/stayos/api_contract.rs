@@ -324,6 +324,22 @@ async fn a_body_must_be_a_json_object_and_an_array_never_logs_in() {
     let login = tests::into_resp(login).await;
     assert_eq!((login.status, login.field()), (422, "body"), "{}", login.text);
     assert!(login.body.get("access_token").is_none());
+
+    // Nor is a list taken for a nested object: `[true]` does not mean "e-mail consent on".
+    let token = node.owner_token().await;
+    let guest = node
+        .post("/guests", Some(&token), json!({ "first_name": "Ada", "last_name": "King" }))
+        .await;
+    let path = format!("/guests/{}", guest.str("id"));
+    for (body, field) in [
+        (json!({ "consent": [true] }), "consent"),
+        (json!({ "address": ["1 Quay Street"] }), "address"),
+    ] {
+        let resp = node.put(&path, Some(&token), body.clone()).await;
+        assert_eq!((resp.status, resp.field()), (422, field), "{body}: {}", resp.text);
+    }
+    let after = node.get(&path, Some(&token)).await;
+    assert_eq!(after.body["consent"]["email"], false, "nothing was written");
     node.stop().await;
 }
 
@@ -560,4 +576,62 @@ async fn no_value_is_null_never_an_empty_string_and_null_clears_a_text_field() {
         (kept.body["notes"].as_str(), kept.body["first_name"].as_str()),
         (Some("tea"), Some("Alan"))
     );
+}
+
+/// `schema`, with a `$ref` resolved against the document's components.
+fn resolved<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(r) => &doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")],
+        None => schema,
+    }
+}
+
+/// Whether `schema` (or one of its alternatives) is a closed vocabulary.
+fn is_enum(doc: &Value, schema: &Value) -> bool {
+    let s = resolved(doc, schema);
+    s.get("enum").is_some()
+        || ["oneOf", "anyOf"].iter().any(|k| {
+            s[k].as_array()
+                .is_some_and(|alts| alts.iter().any(|a| resolved(doc, a).get("enum").is_some()))
+        })
+}
+
+#[tokio::test]
+async fn every_enum_field_of_every_body_given_the_wrong_type_is_a_422_naming_it() {
+    let node = TestNode::spawn().await;
+    let token = node.owner_token().await;
+    let doc = node.get("/openapi.json", None).await.body;
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in ["post", "put", "patch"] {
+            let Some(op) = item.get(method) else { continue };
+            let body = &op["requestBody"]["content"]["application/json"]["schema"];
+            let schema = resolved(&doc, body);
+            let Some(properties) = schema["properties"].as_object() else { continue };
+            for (field, property) in properties {
+                if !is_enum(&doc, property) || property["readOnly"] == true {
+                    continue;
+                }
+                // Bodies are read before anything is looked up, so any id will do.
+                let url = path.replace(['{', '}'], "");
+                let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+                for wrong in [json!({}), json!([1]), json!(7)] {
+                    let sent = json!({ field: wrong });
+                    let resp =
+                        node.request(m.clone(), &url, Some(&token), Some(sent.clone())).await;
+                    assert_eq!(
+                        (resp.status, resp.field()),
+                        (422, field.as_str()),
+                        "{method} {path} {sent}: {}",
+                        resp.text
+                    );
+                    let message = resp.body["error"]["message"].as_str().unwrap_or_default();
+                    assert!(!message.contains("enum "), "{method} {path}: {message}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 8, "{checked} enum fields in request bodies");
+    node.stop().await;
 }
