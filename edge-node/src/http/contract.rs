@@ -104,12 +104,18 @@ fn representation_bodies(doc: &mut OpenApi) {
             if body.properties.contains_key(&name) {
                 continue;
             }
-            let property = match property {
-                RefOr::T(Schema::Object(mut o)) => {
+            // A reference (an enum, a nested view) is inlined so that it can carry readOnly.
+            let inlined = match &property {
+                RefOr::Ref(_) => json_ref(&property).and_then(|name| object(&name)),
+                RefOr::T(Schema::Object(o)) => Some(o.clone()),
+                RefOr::T(_) => None,
+            };
+            let property = match inlined {
+                Some(mut o) => {
                     o.read_only = Some(true);
                     RefOr::T(Schema::Object(o))
                 }
-                other => other,
+                None => property,
             };
             body.properties.insert(name, property);
         }
