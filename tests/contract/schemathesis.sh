@@ -46,6 +46,8 @@ exclude=(--exclude-operation-id logout --exclude-operation-id revoke_api_key
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,negative_data_rejection
 common=(--checks "$checks" --workers 1 --no-color --seed 1 "${exclude[@]}")
 
+# schemathesis keeps a cache in its working directory: run it in the scratch directory.
+cd "$work"
 echo "== API contract: examples and coverage (schemathesis)"
 st --config-file "$work/fixed.toml" run "$base/openapi.json" -H "Authorization: Bearer $token" \
   --phases examples,coverage --max-examples 20 "${common[@]}"
