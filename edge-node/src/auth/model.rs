@@ -17,7 +17,7 @@ impl Email {
         if email.is_empty() {
             return Err("must not be empty".into());
         }
-        if email.len() > 254 {
+        if raw.chars().count() > 254 {
             return Err("must be at most 254 characters".into());
         }
         let Some((local, domain)) = email.split_once('@') else {
@@ -50,7 +50,8 @@ impl PersonName {
         if name.is_empty() {
             return Err("must not be empty".into());
         }
-        if name.chars().count() > 200 {
+        // Counted as sent, surrounding spaces included, as the document's maxLength counts.
+        if raw.chars().count() > 200 {
             return Err("must be at most 200 characters".into());
         }
         if name.chars().any(char::is_control) {
@@ -99,7 +100,8 @@ pub fn presented_password(name: &str, raw: String) -> Result<String, ApiError> {
     if raw.is_empty() {
         return Err(ApiError::invalid_field(name, "must not be empty"));
     }
-    if raw.len() > super::password::MAX_PASSWORD_BYTES {
+    // Characters, as the document's maxLength counts; at most 4 KiB, cheap to hash.
+    if raw.chars().count() > super::password::MAX_PASSWORD_CHARS {
         return Err(ApiError::invalid_field(name, "is too long"));
     }
     Ok(raw)
@@ -117,7 +119,7 @@ pub struct LoginRequest {
         example = "name@hotel.example"
     )]
     pub email: String,
-    /// At most 1024 bytes.
+    /// At most 1024 characters.
     #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
 }
@@ -260,7 +262,7 @@ pub struct MfaCodeRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
-    /// At most 1024 bytes.
+    /// At most 1024 characters.
     #[schema(min_length = 1, max_length = 1024)]
     pub current_password: String,
     /// 12 to 128 characters, no control characters, and not easily guessed (zxcvbn score 3

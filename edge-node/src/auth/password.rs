@@ -17,7 +17,7 @@ pub const ARGON2_P_COST: u32 = 1;
 
 /// Longest password accepted at all; argon2 hashes any length, but a megabyte "password" is a
 /// denial-of-service attempt, not a credential.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+pub const MAX_PASSWORD_CHARS: usize = 1024;
 pub const MIN_NEW_PASSWORD_CHARS: usize = 12;
 
 /// Verified against when an e-mail has no account, so that an unknown e-mail costs the same
@@ -116,7 +116,7 @@ pub fn check_strength(password: &str, user_inputs: &[&str]) -> Result<(), String
     if chars < MIN_NEW_PASSWORD_CHARS {
         return Err(format!("must be at least {MIN_NEW_PASSWORD_CHARS} characters long"));
     }
-    if chars > 128 || password.len() > MAX_PASSWORD_BYTES {
+    if chars > 128 {
         return Err("must be at most 128 characters long".into());
     }
     if password.chars().any(char::is_control) {

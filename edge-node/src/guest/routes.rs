@@ -712,7 +712,7 @@ async fn adjust(
         ));
     }
     let reason = req.reason.trim().to_string();
-    if reason.is_empty() || reason.chars().count() > 200 {
+    if reason.is_empty() || req.reason.chars().count() > 200 {
         return Err(ApiError::invalid_field("reason", "must be 1 to 200 characters"));
     }
     let now = now_ms();

@@ -251,10 +251,12 @@ fn bad(prefix: &str, field: &str, why: &str) -> ApiError {
     ApiError::invalid_field(&format!("{prefix}{field}"), why)
 }
 
-/// Trimmed text of at most `max` characters without control characters.
+/// Trimmed text of at most `max` characters as sent (surrounding spaces count, as the
+/// document's `maxLength` counts them), without control characters.
 fn text(prefix: &str, field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let sent = value.chars().count();
     let value = value.trim();
-    if value.chars().count() > max {
+    if sent > max {
         return Err(bad(prefix, field, &format!("must be at most {max} characters")));
     }
     if value.chars().any(|c| c.is_control() && c != '\n') {
@@ -736,8 +738,9 @@ pub fn clean_preferences(p: &Preferences) -> Result<Preferences, ApiError> {
     }
     let mut tags: Vec<String> = Vec::new();
     for (i, tag) in p.tags.iter().enumerate() {
+        let sent = tag.chars().count();
         let tag = tag.trim();
-        if tag.is_empty() || tag.chars().count() > 40 || tag.chars().any(char::is_control) {
+        if tag.is_empty() || sent > 40 || tag.chars().any(char::is_control) {
             return Err(ApiError::invalid_field(
                 &format!("tags[{i}]"),
                 "a tag is 1 to 40 characters",

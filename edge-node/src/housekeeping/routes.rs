@@ -390,7 +390,7 @@ async fn create_block(
     if reason.is_empty() {
         return Err(ApiError::invalid_field("reason", "say why the room is blocked"));
     }
-    if reason.chars().count() > 500 {
+    if body.reason.chars().count() > 500 {
         return Err(ApiError::invalid_field("reason", "at most 500 characters"));
     }
     let actor_entry = principal.actor();

@@ -17,10 +17,12 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     free_text(field, value, max)
 }
 
-/// Trimmed text (may be empty) of at most `max` characters.
+/// Trimmed text (may be empty) of at most `max` characters as sent (surrounding spaces
+/// count, as the document's `maxLength` counts them).
 pub fn free_text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let sent = value.chars().count();
     let value = value.trim();
-    if value.chars().count() > max {
+    if sent > max {
         return Err(ApiError::invalid_field(field, format!("must be at most {max} characters")));
     }
     if value.chars().any(|c| c.is_control() && c != '\n') {
@@ -114,10 +116,9 @@ pub fn loyalty_rule(value: &Value) -> Result<String, ApiError> {
         let name = t
             .get("name")
             .and_then(Value::as_str)
+            .filter(|n| n.chars().count() <= 50)
             .map(str::trim)
-            .filter(|n| {
-                !n.is_empty() && n.chars().count() <= 50 && !n.chars().any(char::is_control)
-            })
+            .filter(|n| !n.is_empty() && !n.chars().any(char::is_control))
             .ok_or_else(|| {
                 bad("each tier needs a name of 1 to 50 characters, no control characters")
             })?;
