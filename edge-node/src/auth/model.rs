@@ -111,6 +111,7 @@ pub fn presented_password(name: &str, raw: String) -> Result<String, ApiError> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "email": "clerk@harbour-view.example", "password": "a long passphrase of words" }))]
 pub struct LoginRequest {
     #[schema(
         min_length = 1,

@@ -65,6 +65,11 @@ pub struct ConsentInput {
 /// A guest profile as a request gives it (create, or inline in a reservation).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org",
+    "phone": "+44 20 7946 0958", "language": "en-GB", "nationality": "GB",
+    "address": { "line1": "12 St James's Square", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB" }
+}))]
 pub struct GuestInput {
     /// The property the guest belongs to. Optional when the caller belongs to exactly one
     /// property; inside a reservation it must be absent or the reservation's property.

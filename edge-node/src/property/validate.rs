@@ -8,13 +8,13 @@ use serde_json::Value;
 
 use crate::http::error::ApiError;
 
-/// Trimmed, non-empty text of at most `max` characters.
+/// Trimmed, non-empty text of at most `max` characters as sent.
 pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    let value = value.trim();
+    let value = free_text(field, value, max)?;
     if value.is_empty() {
         return Err(ApiError::invalid_field(field, "must not be empty"));
     }
-    free_text(field, value, max)
+    Ok(value)
 }
 
 /// Trimmed text (may be empty) of at most `max` characters as sent (surrounding spaces

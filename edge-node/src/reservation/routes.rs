@@ -76,6 +76,16 @@ pub struct GroupRoom {
 /// `adults`, `children` and `waitlist_if_full` are not given).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "property_id": "0193a1b2-0000-7000-8000-000000000001",
+    "room_type_id": "0193a1b2-0000-7000-8000-0000000000d1",
+    "rate_plan_id": "0193a1b2-0000-7000-8000-0000000000f1",
+    "arrival": "2026-12-24",
+    "departure": "2026-12-27",
+    "adults": 2,
+    "guest": { "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org" },
+    "notes": "Late arrival, around 23:00"
+}))]
 pub struct CreateReservation {
     pub property_id: String,
     pub room_type_id: Option<String>,
