@@ -8,10 +8,6 @@
 //! 500. `complete` adds those to every operation they apply to, so a generated client knows
 //! every status it can receive, without 96 annotations repeating them.
 
-use axum::extract::Request;
-use axum::http::HeaderValue;
-use axum::middleware::Next;
-use axum::response::Response;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::{OpenApi, Ref, RefOr, ResponseBuilder, Schema};
 
@@ -23,14 +19,6 @@ pub const API_VERSION: &str = "2026-12-07";
 
 /// The response header that carries [`API_VERSION`].
 pub const VERSION_HEADER: &str = "stayos-api-version";
-
-/// Adds `StayOS-API-Version` to every response, so a terminal can tell which API the node it
-/// talks to speaks (terminals and integrations upgrade at different times).
-pub async fn version_header(req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
-    response.headers_mut().insert(VERSION_HEADER, HeaderValue::from_static(API_VERSION));
-    response
-}
 
 /// Sets the version, adds the shared layers' statuses to every operation that can answer
 /// them (an operation's own description of a status is kept), and lets each PUT body carry

@@ -16,7 +16,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
 
 use super::error::ApiError;
@@ -25,10 +24,16 @@ use super::error::ApiError;
 /// bound keeps the middleware from buffering a large body it did not expect).
 const MAX_TAGGED_BYTES: usize = 8 * 1024 * 1024;
 
-/// The strong entity tag of a JSON representation: `"` + 32 hex digits of its SHA-256 + `"`.
+/// The strong entity tag of a JSON representation: `"` + 16 hex digits of a SipHash of its
+/// bytes + `-` + its length + `"`. Not a cryptographic hash on purpose: the tag only has to
+/// change when the record does (two versions of one record colliding is a 2^-64 chance), and
+/// every JSON response is hashed, so a fast hash matters more here than a strong one. SipHash
+/// with fixed keys gives the same tag in every process of one build.
 pub fn of_bytes(json: &[u8]) -> String {
-    let digest = Sha256::digest(json);
-    format!("\"{}\"", hex::encode(&digest[..16]))
+    use std::hash::Hasher as _;
+    let mut hasher = std::hash::DefaultHasher::new();
+    hasher.write(json);
+    format!("\"{:016x}-{:x}\"", hasher.finish(), json.len())
 }
 
 /// The tag `value` has when it is served as JSON.

@@ -25,6 +25,7 @@ use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -133,7 +134,10 @@ pub fn app(state: AppState, limiter: ClientLimiter) -> Router {
             tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id)
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(axum::middleware::from_fn(contract::version_header))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static(contract::VERSION_HEADER),
+            HeaderValue::from_static(contract::API_VERSION),
+        ))
         .layer(CompressionLayer::new())
         .layer(cors)
         .layer(axum::middleware::from_fn(metrics::track))
