@@ -59,6 +59,12 @@ pub async fn tag(req: Request, next: Next) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
+    let known_small = axum::body::HttpBody::size_hint(&body)
+        .upper()
+        .is_some_and(|n| n <= MAX_TAGGED_BYTES as u64);
+    if !known_small {
+        return Response::from_parts(parts, body);
+    }
     let bytes = match axum::body::to_bytes(body, MAX_TAGGED_BYTES).await {
         Ok(bytes) => bytes,
         Err(err) => {

@@ -5,6 +5,7 @@
 //! expects an object is refused, naming the field.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -15,12 +16,27 @@ use super::error::ApiError;
 
 type Defs = HashMap<String, RefOr<Schema>>;
 
-/// Refuses an array wherever `T`'s schema expects an object (at any depth).
-pub fn check<T: ToSchema>(body: &Value) -> Result<(), ApiError> {
+/// A request type's schema and the schemas it references, built once per type.
+type Shape = Arc<(RefOr<Schema>, Defs)>;
+
+fn shape_of<T: ToSchema>() -> Shape {
+    static SHAPES: OnceLock<RwLock<HashMap<&'static str, Shape>>> = OnceLock::new();
+    let shapes = SHAPES.get_or_init(Default::default);
+    let key = std::any::type_name::<T>();
+    if let Some(shape) = shapes.read().unwrap_or_else(PoisonError::into_inner).get(key) {
+        return shape.clone();
+    }
     let mut named = Vec::new();
     T::schemas(&mut named);
-    let defs: Defs = named.into_iter().collect();
-    walk(body, &T::schema(), &defs, "", 0)
+    let shape: Shape = Arc::new((T::schema(), named.into_iter().collect()));
+    shapes.write().unwrap_or_else(PoisonError::into_inner).insert(key, shape.clone());
+    shape
+}
+
+/// Refuses an array wherever `T`'s schema expects an object (at any depth).
+pub fn check<T: ToSchema>(body: &Value) -> Result<(), ApiError> {
+    let shape = shape_of::<T>();
+    walk(body, &shape.0, &shape.1, "", 0)
 }
 
 fn resolve<'a>(schema: &'a RefOr<Schema>, defs: &'a Defs) -> Option<&'a Schema> {
