@@ -39,10 +39,7 @@ pub struct AuditQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Only entries of this property (one you belong to).
-    #[param(
-        min_length = 1,
-        pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-    )]
+    #[param(min_length = 1, format = "stayos:non-blank")]
     pub property_id: Option<String>,
 }
 

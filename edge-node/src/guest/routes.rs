@@ -658,11 +658,7 @@ pub struct AdjustmentRequest {
     #[schema(schema_with = adjustment_points)]
     pub points: i64,
     /// Why, for the ledger (required): 1 to 200 characters.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-    )]
+    #[schema(min_length = 1, max_length = 200, format = "stayos:non-blank")]
     pub reason: String,
 }
 

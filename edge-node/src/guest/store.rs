@@ -15,22 +15,13 @@ use crate::time::rfc3339;
 #[serde(deny_unknown_fields)]
 pub struct AddressInput {
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        max_length = 200,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 200, format = "stayos:free-text")]
     pub line1: Option<String>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        max_length = 200,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 200, format = "stayos:free-text")]
     pub line2: Option<String>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        max_length = 100,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 100, format = "stayos:free-text")]
     pub city: Option<String>,
     /// Letters, digits, spaces and `-`.
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
@@ -41,10 +32,7 @@ pub struct AddressInput {
     pub postal_code: Option<String>,
     /// ISO 3166-1 alpha-2, e.g. `DE`.
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([A-Za-z]{2})?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
-        example = "DE"
-    )]
+    #[schema(format = "stayos:country-or-empty", example = "DE")]
     pub country: Option<String>,
 }
 
@@ -75,17 +63,9 @@ pub struct GuestInput {
     /// property; inside a reservation it must be absent or the reservation's property.
     #[serde(default)]
     pub property_id: Option<String>,
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
-    )]
+    #[schema(min_length = 1, max_length = 100, format = "stayos:line")]
     pub first_name: String,
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
-    )]
+    #[schema(min_length = 1, max_length = 100, format = "stayos:line")]
     pub last_name: String,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     #[schema(
@@ -111,30 +91,21 @@ pub struct GuestInput {
     )]
     pub language: Option<String>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        max_length = 200,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 200, format = "stayos:free-text")]
     pub company: Option<String>,
     /// VIP level: 0 (none) to 9.
     #[serde(default)]
     #[schema(minimum = 0, maximum = 9)]
     pub vip: Option<i64>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        max_length = 4000,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 4000, format = "stayos:free-text")]
     pub notes: Option<String>,
     /// `YYYY-MM-DD`, not in the future.
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub birth_date: Option<String>,
     /// ISO 3166-1 alpha-2.
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([A-Za-z]{2})?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
-        example = "DE"
-    )]
+    #[schema(format = "stayos:country-or-empty", example = "DE")]
     pub nationality: Option<String>,
     #[serde(default)]
     pub consent: Option<ConsentInput>,
@@ -145,18 +116,10 @@ pub struct GuestInput {
 #[serde(deny_unknown_fields)]
 pub struct GuestPatch {
     #[serde(default)]
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
-    )]
+    #[schema(min_length = 1, max_length = 100, format = "stayos:line")]
     pub first_name: Option<String>,
     #[serde(default)]
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
-    )]
+    #[schema(min_length = 1, max_length = 100, format = "stayos:line")]
     pub last_name: Option<String>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     #[schema(
@@ -180,28 +143,19 @@ pub struct GuestPatch {
     )]
     pub language: Option<String>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        max_length = 200,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 200, format = "stayos:free-text")]
     pub company: Option<String>,
     /// VIP level: 0 (none) to 9.
     #[serde(default)]
     #[schema(minimum = 0, maximum = 9)]
     pub vip: Option<i64>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        max_length = 4000,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 4000, format = "stayos:free-text")]
     pub notes: Option<String>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
     pub birth_date: Option<String>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([A-Za-z]{2})?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
-        example = "DE"
-    )]
+    #[schema(format = "stayos:country-or-empty", example = "DE")]
     pub nationality: Option<String>,
     #[serde(default)]
     pub consent: Option<ConsentInput>,
@@ -622,31 +576,17 @@ pub struct ConsentView {
 #[serde(deny_unknown_fields)]
 pub struct Preferences {
     #[serde(default)]
-    #[schema(
-        max_length = 200,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 200, format = "stayos:free-text")]
     pub room: Option<String>,
     #[serde(default)]
-    #[schema(
-        max_length = 200,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 200, format = "stayos:free-text")]
     pub pillow: Option<String>,
     #[serde(default)]
-    #[schema(
-        max_length = 200,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 200, format = "stayos:free-text")]
     pub dietary: Option<String>,
     /// At most 20 short free tags, each 1 to 40 characters.
     #[serde(default)]
-    #[schema(
-        max_items = 20,
-        min_length = 1,
-        max_length = 40,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
-    )]
+    #[schema(max_items = 20, min_length = 1, max_length = 40, format = "stayos:line")]
     pub tags: Vec<String>,
 }
 

@@ -247,10 +247,7 @@ pub struct StatusChange {
     /// `inspected` only from `clean`; out of order comes with a block.
     #[schema(value_type = crate::vocabulary::SettableRoomStatus)]
     pub status: String,
-    #[schema(
-        max_length = 500,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 500, format = "stayos:free-text")]
     pub note: Option<String>,
 }
 
@@ -354,11 +351,7 @@ pub struct NewBlock {
     #[schema(format = Date)]
     pub to: String,
     /// Why the room is blocked: 1 to 500 characters.
-    #[schema(
-        min_length = 1,
-        max_length = 500,
-        pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-    )]
+    #[schema(min_length = 1, max_length = 500, format = "stayos:non-blank")]
     pub reason: String,
 }
 

@@ -25,6 +25,7 @@ pub const VERSION_HEADER: &str = "stayos-api-version";
 /// the representation its GET serves (see [`representation_bodies`]).
 pub fn complete(doc: &mut OpenApi) {
     doc.info.version = API_VERSION.to_string();
+    named_patterns(doc);
     representation_bodies(doc);
     for (path, item) in doc.paths.paths.iter_mut() {
         // Every `/guests/{id}…` operation reads the profile first: a profile merged away or
@@ -127,6 +128,53 @@ fn representation_bodies(doc: &mut OpenApi) {
         if let Some(RefOr::T(content)) = request.content.get_mut("application/json") {
             content.schema = Some(RefOr::T(Schema::Object(body)));
         }
+    }
+}
+
+/// Puts each named text rule's pattern (`format = "stayos:<name>"`, see `http::patterns`)
+/// in its place, in the components and in parameters.
+fn named_patterns(doc: &mut OpenApi) {
+    if let Some(components) = &mut doc.components {
+        components.schemas.values_mut().for_each(resolve_patterns);
+    }
+    for item in doc.paths.paths.values_mut() {
+        for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch]
+            .into_iter()
+            .flatten()
+        {
+            for param in op.parameters.iter_mut().flatten() {
+                if let RefOr::T(param) = param
+                    && let Some(schema) = &mut param.schema
+                {
+                    resolve_patterns(schema);
+                }
+            }
+        }
+    }
+}
+
+fn resolve_patterns(schema: &mut RefOr<Schema>) {
+    use utoipa::openapi::schema::{ArrayItems, SchemaFormat};
+    let RefOr::T(schema) = schema else { return };
+    match schema {
+        Schema::Object(o) => {
+            if let Some(SchemaFormat::Custom(name)) = &o.format
+                && let Some(pattern) = super::patterns::named(name)
+            {
+                o.pattern = Some(pattern.to_string());
+                o.format = None;
+            }
+            o.properties.values_mut().for_each(resolve_patterns);
+        }
+        Schema::Array(a) => {
+            if let ArrayItems::RefOrSchema(items) = &mut a.items {
+                resolve_patterns(items);
+            }
+        }
+        Schema::OneOf(x) => x.items.iter_mut().for_each(resolve_patterns),
+        Schema::AllOf(x) => x.items.iter_mut().for_each(resolve_patterns),
+        Schema::AnyOf(x) => x.items.iter_mut().for_each(resolve_patterns),
+        _ => {}
     }
 }
 

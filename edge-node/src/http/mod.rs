@@ -10,6 +10,7 @@ pub mod extract;
 pub mod list;
 pub mod metrics;
 pub mod ops;
+pub mod patterns;
 pub mod ratelimit;
 pub mod representation;
 pub mod shape;

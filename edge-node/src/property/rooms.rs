@@ -68,22 +68,12 @@ struct RoomTypeRecord {
 #[serde(deny_unknown_fields)]
 pub struct RoomTypeInput {
     /// Short code, unique among the property's room types, e.g. `DBL`.
-    #[schema(
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9_-]{1,20}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
-        example = "DBL"
-    )]
+    #[schema(format = "stayos:code", example = "DBL")]
     pub code: Option<String>,
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
-    )]
+    #[schema(min_length = 1, max_length = 200, format = "stayos:text")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        max_length = 2000,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 2000, format = "stayos:free-text")]
     pub description: Option<String>,
     /// Guests included in the price (default 2).
     #[schema(minimum = 1, maximum = 50)]
@@ -111,22 +101,12 @@ pub struct RoomTypeInput {
 #[serde(deny_unknown_fields)]
 pub struct RoomTypeCreate {
     /// Short code, unique among the property's room types, e.g. `DBL`.
-    #[schema(
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9_-]{1,20}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
-        example = "DBL"
-    )]
+    #[schema(format = "stayos:code", example = "DBL")]
     pub code: String,
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
-    )]
+    #[schema(min_length = 1, max_length = 200, format = "stayos:text")]
     pub name: String,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        max_length = 2000,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 2000, format = "stayos:free-text")]
     pub description: Option<String>,
     /// Guests included in the price (default 2).
     #[schema(minimum = 1, maximum = 50)]
@@ -661,26 +641,15 @@ struct RoomRecord {
 #[serde(deny_unknown_fields)]
 pub struct RoomInput {
     /// Unique among the property's rooms, e.g. `101`.
-    #[schema(
-        min_length = 1,
-        max_length = 20,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
-        example = "101"
-    )]
+    #[schema(min_length = 1, max_length = 20, format = "stayos:text", example = "101")]
     pub number: Option<String>,
     /// A room type of the same property.
     pub room_type_id: Option<String>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        max_length = 20,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 20, format = "stayos:free-text")]
     pub floor: Option<String>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        max_length = 2000,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 2000, format = "stayos:free-text")]
     pub description: Option<String>,
 }
 
@@ -689,26 +658,15 @@ pub struct RoomInput {
 #[serde(deny_unknown_fields)]
 pub struct RoomCreate {
     /// Unique among the property's rooms, e.g. `101`.
-    #[schema(
-        min_length = 1,
-        max_length = 20,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
-        example = "101"
-    )]
+    #[schema(min_length = 1, max_length = 20, format = "stayos:text", example = "101")]
     pub number: String,
     /// A room type of the same property.
     pub room_type_id: String,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        max_length = 20,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 20, format = "stayos:free-text")]
     pub floor: Option<String>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        max_length = 2000,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 2000, format = "stayos:free-text")]
     pub description: Option<String>,
 }
 
@@ -1112,16 +1070,9 @@ async fn delete_room(
 #[serde(deny_unknown_fields)]
 pub struct AmenityInput {
     /// Unique among the property's amenities, e.g. `BALCONY`.
-    #[schema(
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9_-]{1,20}[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
-        example = "BALCONY"
-    )]
+    #[schema(format = "stayos:code", example = "BALCONY")]
     pub code: String,
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
-    )]
+    #[schema(min_length = 1, max_length = 200, format = "stayos:text")]
     pub name: String,
     /// Default `room`.
     #[schema(value_type = Option<crate::vocabulary::AmenityScope>)]

@@ -105,10 +105,7 @@ pub struct CreateReservation {
     /// An existing guest profile; or give `guest` to create one.
     pub guest_id: Option<String>,
     pub guest: Option<GuestInput>,
-    #[schema(
-        max_length = 4000,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 4000, format = "stayos:free-text")]
     pub notes: Option<String>,
     /// A tentative reservation holds its rooms until `hold_expires_at` (property's
     /// `tentative_hold_hours`), then is cancelled unless confirmed. Default false.
@@ -421,10 +418,7 @@ pub struct UpdateReservation {
     #[schema(minimum = 0)]
     pub children: Option<i64>,
     #[serde(default, deserialize_with = "crate::http::wire::clearable")]
-    #[schema(
-        max_length = 4000,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 4000, format = "stayos:free-text")]
     pub notes: Option<String>,
 }
 
@@ -764,10 +758,7 @@ async fn confirm(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
-    #[schema(
-        max_length = 500,
-        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]([^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
-    )]
+    #[schema(max_length = 500, format = "stayos:free-text")]
     pub reason: Option<String>,
 }
 

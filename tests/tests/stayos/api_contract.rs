@@ -288,6 +288,10 @@ async fn the_document_lists_every_status_the_shared_layers_answer_and_parameters
         }
     }
     assert!(operations > 90, "{operations} operations");
+    // Named text rules are stated as their patterns, never left as a private format name.
+    assert!(!doc.to_string().contains("stayos:"), "a named rule was left unresolved");
+    let code = &doc["components"]["schemas"]["RoomTypeCreate"]["properties"]["code"];
+    assert!(code["pattern"].as_str().is_some_and(|p| p.contains("[A-Za-z0-9_-]{1,20}")), "{code}");
     node.stop().await;
 }
 
